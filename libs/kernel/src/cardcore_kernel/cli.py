@@ -1,0 +1,99 @@
+"""The `cardcore` operator command: a host into which every installed service plugs commands.
+
+Services publish a `typer.Typer` (mounted under the entry point's name, e.g. `migrate`) or a
+function `register(app)` (for top-level commands such as `up`) under the entry-point group
+`cardcore.commands`. So an image with only the migration worker still has `cardcore migrate …`,
+and the workspace has everything.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from cardcore_kernel.db import bucket_map
+from cardcore_kernel.schema import installed_schemas
+from cardcore_kernel.settings import get_settings
+
+COMMAND_ENTRY_POINTS = "cardcore.commands"
+
+app = typer.Typer(
+    name="cardcore",
+    help="Operate a cardcore stack: databases, services, migration, batch, load tests.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="Databases of every service on every shard.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+console = Console()
+
+
+@app.callback()
+def main(
+    env_file: Annotated[
+        Path | None,
+        typer.Option("--env-file", help="Settings file (KEY=VALUE lines) for this stack."),
+    ] = None,
+) -> None:
+    if env_file is not None:
+        if not env_file.is_file():
+            raise typer.BadParameter(f"no such file: {env_file}", param_hint="--env-file")
+        os.environ["CARDCORE_ENV_FILE"] = str(env_file.resolve())
+        get_settings.cache_clear()
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply every service's Alembic history up to head, on every shard it owns."""
+    settings = get_settings()
+    for schema in installed_schemas():
+        try:
+            urls = schema.upgrade(settings)
+        except Exception as exc:  # an operator command reports, it does not dump a traceback
+            console.print(f"[red]upgrade of {schema.service} failed:[/] {type(exc).__name__}: {exc}")
+            raise typer.Exit(1) from None
+        console.print(f"[green]✓[/] {schema.service}: {len(urls)} database(s) at head")
+
+
+@db_app.command("shards")
+def db_shards() -> None:
+    """Show how the virtual buckets are spread over the shards."""
+    settings = get_settings()
+    mapping = bucket_map(settings)
+    counts = Counter(mapping.shard_of(b) for b in range(1024))
+    table = Table("shard", "buckets", "example database")
+    for shard in range(settings.shards):
+        table.add_row(str(shard), str(counts.get(shard, 0)), settings.shard_url("<service>", shard))
+    console.print(table)
+
+
+@db_app.command("move-bucket")
+def db_move_bucket(bucket: int, shard: int) -> None:
+    """Point a bucket at another shard for new data (moving existing rows is a migration)."""
+    try:
+        bucket_map(get_settings()).move(bucket, shard)
+    except ValueError as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(2) from None
+    console.print(f"bucket {bucket} -> shard {shard}")
+
+
+def _load_plugins() -> None:
+    for ep in entry_points(group=COMMAND_ENTRY_POINTS):
+        plugin = ep.load()
+        if isinstance(plugin, typer.Typer):
+            app.add_typer(plugin, name=ep.name)
+        else:
+            plugin(app)
+
+
+def run() -> None:
+    _load_plugins()
+    app()

@@ -1,0 +1,83 @@
+"""The one error contract of every HTTP API: `{"error": {"code", "message", "field"}}`.
+
+Handlers turn validation errors into 422 naming the field, unknown routes into 404, and anything
+unexpected into a 500 JSON body with the request id (never a traceback on the wire).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = structlog.get_logger("cardcore.errors")
+
+
+class ApiError(Exception):
+    """A deliberate API failure with a stable machine code."""
+
+    def __init__(
+        self, status: int, code: str, message: str, field: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.field = field
+
+
+class NotFoundError(ApiError):
+    def __init__(self, what: str, field: str | None = None) -> None:
+        super().__init__(404, "not_found", f"{what} not found", field)
+
+
+class ConflictError(ApiError):
+    def __init__(self, code: str, message: str, field: str | None = None) -> None:
+        super().__init__(409, code, message, field)
+
+
+class InvalidError(ApiError):
+    def __init__(self, field: str, message: str, code: str = "invalid") -> None:
+        super().__init__(422, code, message, field)
+
+
+def error_body(code: str, message: str, field: str | None = None) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "field": field}}
+
+
+def _field_of(loc: tuple[Any, ...] | list[Any]) -> str | None:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+    return ".".join(parts) or None
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
+        return JSONResponse(error_body(exc.code, exc.message, exc.field), status_code=exc.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
+        field = _field_of(first.get("loc", ()))
+        message = str(first.get("msg", "invalid")).removeprefix("Value error, ")
+        if first.get("type") == "json_invalid":
+            return JSONResponse(error_body("invalid_json", "body is not valid JSON"), 422)
+        return JSONResponse(
+            error_body("invalid", f"{field}: {message}" if field else message, field), 422
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return JSONResponse(
+            error_body(code, str(exc.detail)), status_code=exc.status_code, headers=exc.headers
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled_error", path=request.url.path, error=type(exc).__name__)
+        return JSONResponse(error_body("internal", "internal error"), status_code=500)
