@@ -11,8 +11,11 @@ from cardcore_kernel.sharding import BUCKET_COUNT, bucket_of
 def test_bucket_of_is_stable_and_spread():
     assert bucket_of("000000000001") == bucket_of("000000000001")
     # pinned value: a change of hash function would silently re-route every customer
-    assert bucket_of("hello") == int.from_bytes(
-        __import__("hashlib").blake2b(b"hello", digest_size=8).digest(), "big") % BUCKET_COUNT
+    assert (
+        bucket_of("hello")
+        == int.from_bytes(__import__("hashlib").blake2b(b"hello", digest_size=8).digest(), "big")
+        % BUCKET_COUNT
+    )
     counts = Counter(bucket_of(f"{n:012d}") for n in range(20_000))
     assert len(counts) == BUCKET_COUNT
     assert max(counts.values()) < 3 * 20_000 / BUCKET_COUNT
@@ -28,7 +31,9 @@ def test_ids_carry_their_bucket():
         ids.bucket_of_id(card, "account")
     with pytest.raises(ids.InvalidIdError):
         ids.bucket_of_id("nonsense")
-    assert ids.customer_id_from_legacy("000000000042") == ids.customer_id_from_legacy("000000000042 ")
+    assert ids.customer_id_from_legacy("000000000042") == ids.customer_id_from_legacy(
+        "000000000042 "
+    )
 
 
 def test_pan_generation_protection_and_masking():
@@ -39,7 +44,11 @@ def test_pan_generation_protection_and_masking():
     vault = PanVault(b"k" * 32, b"e" * 32)
     token = vault.encrypt(pan, "crd_0001x")
     assert pan not in token and vault.decrypt(token, "crd_0001x") == pan
-    assert vault.fingerprint(pan) == vault.fingerprint(pan) != PanVault(b"j" * 32, b"e" * 32).fingerprint(pan)
+    assert (
+        vault.fingerprint(pan)
+        == vault.fingerprint(pan)
+        != PanVault(b"j" * 32, b"e" * 32).fingerprint(pan)
+    )
 
 
 def test_moving_a_bucket_changes_its_shard(settings):

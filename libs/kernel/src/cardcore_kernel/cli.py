@@ -57,7 +57,9 @@ def db_upgrade() -> None:
         try:
             urls = schema.upgrade(settings)
         except Exception as exc:  # an operator command reports, it does not dump a traceback
-            console.print(f"[red]upgrade of {schema.service} failed:[/] {type(exc).__name__}: {exc}")
+            console.print(
+                f"[red]upgrade of {schema.service} failed:[/] {type(exc).__name__}: {exc}"
+            )
             raise typer.Exit(1) from None
         console.print(f"[green]✓[/] {schema.service}: {len(urls)} database(s) at head")
 

@@ -21,7 +21,9 @@ pan_directory_table = sa.Table(
     sa.Column("pan_hmac", sa.String(64), primary_key=True),
     sa.Column("card_id", sa.String(40), nullable=False, unique=True),
     sa.Column("bucket", sa.Integer, nullable=False),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.Column(
+        "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    ),
 )
 
 business_date_table = sa.Table(
@@ -29,7 +31,9 @@ business_date_table = sa.Table(
     metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
     sa.Column("business_date", sa.Date, nullable=False),
-    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.Column(
+        "updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    ),
 )
 
 __all__ = ["bucket_map_table", "business_date_table", "metadata", "pan_directory_table"]
@@ -97,9 +101,7 @@ class BusinessCalendar:
             return self._cached
         with self._lock, self._control.connect() as conn:
             value = conn.execute(
-                sa.select(business_date_table.c.business_date).where(
-                    business_date_table.c.id == 1
-                )
+                sa.select(business_date_table.c.business_date).where(business_date_table.c.id == 1)
             ).scalar()
         self._cached = value if value is not None else dt.date.today()
         self._loaded_at = time.monotonic()

@@ -75,15 +75,15 @@ def ensure_database(url: str) -> None:
                 sa.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}
             ).scalar()
             if not exists:
-                conn.exec_driver_sql(f'CREATE DATABASE "{name}" ENCODING \'UTF8\' TEMPLATE template0')
+                conn.exec_driver_sql(
+                    f"CREATE DATABASE \"{name}\" ENCODING 'UTF8' TEMPLATE template0"
+                )
         admin.dispose()
     elif backend in ("mysql", "mariadb"):
         admin = sa.create_engine(parsed.set(database=""))
         charset = parsed.query.get("charset", "utf8mb4")
         with admin.begin() as conn:
-            conn.exec_driver_sql(
-                f"CREATE DATABASE IF NOT EXISTS `{name}` CHARACTER SET {charset}"
-            )
+            conn.exec_driver_sql(f"CREATE DATABASE IF NOT EXISTS `{name}` CHARACTER SET {charset}")
         admin.dispose()
 
 

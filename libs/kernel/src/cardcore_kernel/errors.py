@@ -6,6 +6,7 @@ unexpected into a 500 JSON body with the request id (never a traceback on the wi
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import structlog
@@ -20,9 +21,7 @@ log = structlog.get_logger("cardcore.errors")
 class ApiError(Exception):
     """A deliberate API failure with a stable machine code."""
 
-    def __init__(
-        self, status: int, code: str, message: str, field: str | None = None
-    ) -> None:
+    def __init__(self, status: int, code: str, message: str, field: str | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
@@ -49,7 +48,7 @@ def error_body(code: str, message: str, field: str | None = None) -> dict[str, A
     return {"error": {"code": code, "message": message, "field": field}}
 
 
-def _field_of(loc: tuple[Any, ...] | list[Any]) -> str | None:
+def _field_of(loc: Sequence[Any]) -> str | None:
     parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
     return ".".join(parts) or None
 

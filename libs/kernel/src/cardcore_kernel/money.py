@@ -19,8 +19,8 @@ class AmountError(ValueError):
 
 def parse_yuan(value: object, *, allow_zero: bool = False) -> int:
     """A yuan amount ("150.00", "150", 150) as integer fen; rejects floats and bad precision."""
-    if isinstance(value, bool) or isinstance(value, float):
-        raise AmountError("must be a decimal string such as \"150.00\", not a float")
+    if isinstance(value, (bool, float)):
+        raise AmountError('must be a decimal string such as "150.00", not a float')
     if isinstance(value, int):
         amount = Decimal(value)
     elif isinstance(value, Decimal):

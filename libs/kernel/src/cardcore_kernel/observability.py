@@ -22,7 +22,9 @@ request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 traceparent_var: ContextVar[str | None] = ContextVar("traceparent", default=None)
 
 REQUESTS = Counter(
-    "cardcore_http_requests_total", "HTTP requests handled", ["service", "route", "method", "status"]
+    "cardcore_http_requests_total",
+    "HTTP requests handled",
+    ["service", "route", "method", "status"],
 )
 LATENCY = Histogram(
     "cardcore_http_request_seconds",

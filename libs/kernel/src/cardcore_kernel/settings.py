@@ -24,9 +24,7 @@ KEY_FILE_NAME = "dev-keys.json"
 class CardcoreSettings(BaseSettings):
     """Settings shared by every cardcore process; each service may subclass for its own."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="CARDCORE_", extra="ignore", populate_by_name=True
-    )
+    model_config = SettingsConfigDict(env_prefix="CARDCORE_", extra="ignore", populate_by_name=True)
 
     env: Literal["local", "production"] = "local"
     data_dir: Path = Path(".cardcore")
