@@ -26,7 +26,7 @@ class OnlineStack:
 
 
 @pytest.fixture
-def online(stack: StackEnv, tmp_path) -> Iterator[OnlineStack]:
+def online(stack: StackEnv) -> Iterator[OnlineStack]:
     ports = {name: free_port() for name in ("accounts", "ledger", "gateway")}
     urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
     env = {
@@ -38,8 +38,8 @@ def online(stack: StackEnv, tmp_path) -> Iterator[OnlineStack]:
         "GATEWAY_POOL_ACCOUNTS": urls["accounts"],
         "GATEWAY_POOL_CORE": urls["ledger"],
     }
-    logs = tmp_path / "logs"
-    logs.mkdir()
+    logs = stack.data_dir / "logs"  # where `cardcore up` keeps them too: the PAN audit reads it
+    logs.mkdir(parents=True, exist_ok=True)
     ledger = ServiceProcess("cardcore_ledger.api:app", env, ports["ledger"], logs / "ledger.log")
     accounts = ServiceProcess(
         "cardcore_accounts.api:app", env, ports["accounts"], logs / "accounts.log"

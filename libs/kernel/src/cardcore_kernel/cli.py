@@ -14,6 +14,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Annotated
 
+import sqlalchemy as sa
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -89,7 +90,11 @@ def db_move_bucket(bucket: int, shard: int) -> None:
 
 def _load_plugins() -> None:
     for ep in entry_points(group=COMMAND_ENTRY_POINTS):
-        plugin = ep.load()
+        try:
+            plugin = ep.load()
+        except ImportError as exc:  # one broken plugin must not take every command down
+            Console(stderr=True).print(f"[yellow]commands '{ep.name}' unavailable:[/] {exc}")
+            continue
         if isinstance(plugin, typer.Typer):
             app.add_typer(plugin, name=ep.name)
         else:
@@ -98,4 +103,11 @@ def _load_plugins() -> None:
 
 def run() -> None:
     _load_plugins()
-    app()
+    try:
+        app()
+    except sa.exc.SQLAlchemyError as exc:  # e.g. a database that is down or not created yet
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        Console(stderr=True).print(
+            f"[red]database error:[/] {reason}\n(is the server up, and has `cardcore db upgrade` run?)"
+        )
+        raise SystemExit(1) from None

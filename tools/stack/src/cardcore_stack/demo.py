@@ -21,6 +21,8 @@ from rich.console import Console
 from rich.table import Table
 
 from cardcore_kernel.settings import CardcoreSettings
+from cardcore_stack.loadtest.command import run_loadtest
+from cardcore_stack.loadtest.command import show as show_loadtest
 from cardcore_stack.processes import stack_processes
 from cardcore_stack.runner import wait_ready
 from cardcore_stack.tour import Step, card_lifecycle
@@ -82,6 +84,21 @@ def migration_rehearsal(settings: CardcoreSettings, log: Path) -> list[Step]:
     return steps
 
 
+def short_load_test(settings: CardcoreSettings, api_key: str) -> list[Step]:
+    result = run_loadtest(
+        settings,
+        settings.gateway_url,
+        api_key,
+        users=10,
+        spawn_rate=10,
+        duration="15s",
+        report=settings.data_path / "loadtest",
+        cards=20,
+    )
+    show_loadtest(result)
+    return [Step(check.name, 0, check.ok, check.detail) for check in result.checks]
+
+
 def show(title: str, steps: list[Step]) -> None:
     table = Table(title=title, title_justify="left")
     table.add_column("step")
@@ -125,6 +142,9 @@ def run_demo(settings: CardcoreSettings, api_key: str) -> int:
         with httpx.Client(base_url=settings.gateway_url, headers=headers, timeout=10) as client:
             sections.append(("Card life cycle through the gateway", card_lifecycle(client).steps))
         sections.append(("Migration rehearsal", migration_rehearsal(settings, tasks_log)))
+        sections.append(
+            ("Short load test (15 s) and invariants", short_load_test(settings, api_key))
+        )
     finally:
         stack.send_signal(signal.SIGINT)
         try:

@@ -1,0 +1,252 @@
+"""`cardcore loadtest`: issue test cards, run Locust headless, then the invariant check.
+
+Prints RPS and p50/p95/p99 per endpoint, errors by status, and the invariants pass/fail; exits
+non-zero if any invariant failed (speed is reported, never judged here: that is the benchmark's).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import random
+import re
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from cardcore_kernel.settings import CardcoreSettings, get_settings
+from cardcore_stack.loadtest import invariants
+from cardcore_stack.processes import dev_api_key
+
+console = Console()
+LOCUSTFILE = Path(__file__).with_name("locustfile.py")
+NAMES = ["张伟", "王芳", "李娜", "刘洋", "陈静", "杨磊", "赵敏", "黄勇", "周杰", "吴秀英"]
+
+
+@dataclass
+class LoadTestResult:
+    checks: list[invariants.Check]
+    stats: list[dict[str, str]]
+    failures: list[dict[str, str]]
+
+    @property
+    def ok(self) -> bool:
+        return all(check.ok for check in self.checks)
+
+
+def issue_cards(client: httpx.Client, count: int, seed: int) -> list[dict[str, str]]:
+    """Customers → accounts → activated cards through the gateway (spread over all shards)."""
+    rng = random.Random(seed)
+
+    def one(index: int) -> dict[str, str]:
+        customer = _created(
+            client.post(
+                "/v1/customers",
+                json={
+                    "name": rng.choice(NAMES),
+                    "id_type": "passport",
+                    "id_number": f"LT{index:07d}",
+                    "mobile": None,
+                },
+            )
+        )
+        account = _created(
+            client.post(
+                "/v1/accounts",
+                json={
+                    "customer_id": customer["customer_id"],
+                    "product": rng.choice(["classic", "gold"]),
+                    "credit_limit": f"{rng.choice([5000, 10000, 20000, 50000])}.00",
+                    "cycle_day": rng.randint(1, 28),
+                },
+            )
+        )
+        card = _created(
+            client.post("/v1/cards", json={"account_id": account["account_id"], "role": "primary"})
+        )
+        activated = client.post(f"/v1/cards/{card['card_id']}/activate")
+        if activated.status_code != 200:
+            raise RuntimeError(f"activate: HTTP {activated.status_code} {activated.text[:200]}")
+        return {"card_id": card["card_id"], "account_id": account["account_id"], "pan": card["pan"]}
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        return list(pool.map(one, range(count)))
+
+
+def _created(response: httpx.Response) -> dict[str, Any]:
+    if response.status_code != 201:
+        raise RuntimeError(
+            f"{response.request.url.path}: HTTP {response.status_code} {response.text[:200]}"
+        )
+    return dict(response.json())
+
+
+def run_locust(
+    host: str,
+    api_key: str,
+    users: int,
+    spawn_rate: float,
+    duration: str,
+    report: Path,
+    cards_file: Path,
+    journal: Path,
+) -> int:
+    env = {
+        **os.environ,
+        "LOADTEST_CARDS": str(cards_file),
+        "LOADTEST_JOURNAL": str(journal),
+        "LOADTEST_API_KEY": api_key,
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "locust",
+        "-f",
+        str(LOCUSTFILE),
+        "--headless",
+        "-u",
+        str(users),
+        "-r",
+        str(spawn_rate),
+        "-t",
+        duration,
+        "--host",
+        host,
+        "--csv",
+        str(report / "loadtest"),
+        "--html",
+        str(report / "loadtest.html"),
+        "--only-summary",
+        "--loglevel",
+        "WARNING",
+        "--stop-timeout",
+        "5",
+    ]
+    with (report / "locust.log").open("w") as log:
+        return subprocess.run(command, env=env, stdout=log, stderr=subprocess.STDOUT).returncode
+
+
+def _read_csv(path: Path) -> list[dict[str, str]]:
+    if not path.exists():
+        return []
+    with path.open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def run_loadtest(
+    settings: CardcoreSettings,
+    host: str,
+    api_key: str,
+    users: int,
+    spawn_rate: float,
+    duration: str,
+    report: Path,
+    cards: int,
+) -> LoadTestResult:
+    report.mkdir(parents=True, exist_ok=True)
+    with httpx.Client(
+        base_url=host, headers={"Authorization": f"Bearer {api_key}"}, timeout=30
+    ) as client:
+        issued = issue_cards(client, cards, seed=len(os.listdir(report)))
+    cards_file = report / "cards.json"  # holds test PANs: private to the operator
+    cards_file.write_text(json.dumps(issued))
+    cards_file.chmod(0o600)
+    journal = report / "approvals.jsonl"
+    journal.write_text("")
+    run_locust(host, api_key, users, spawn_rate, duration, report, cards_file, journal)
+    stats = _read_csv(report / "loadtest_stats.csv")
+    failures = _read_csv(report / "loadtest_failures.csv")
+    server_errors = sum(
+        int(f["Occurrences"])
+        for f in failures
+        if re.search(r"HTTP 5\d\d|ConnectionError|RemoteDisconnected", f["Error"])
+    )
+    account_ids = {card["account_id"] for card in issued}
+    pans = [card["pan"] for card in issued]
+    total = next((s for s in stats if s["Name"] == "Aggregated"), None)
+    checks = [
+        invariants.Check(
+            "traffic flowed",
+            bool(total and int(total["Request Count"]) > 0),
+            f"{total['Request Count'] if total else 0} requests",
+        ),
+        invariants.Check("zero 5xx", server_errors == 0, f"{server_errors} server errors"),
+        invariants.check_approvals(settings, journal, account_ids),
+        invariants.check_limits(settings, account_ids),
+        invariants.check_journal(settings),
+        invariants.check_holds(settings),
+        invariants.check_no_clear_pan(settings, pans, [settings.data_path / "logs", report]),
+    ]
+    return LoadTestResult(checks, stats, failures)
+
+
+def show(result: LoadTestResult) -> None:
+    table = Table(title="Load test through the gateway", title_justify="left")
+    for column in ("endpoint", "requests", "failures", "RPS", "p50 ms", "p95 ms", "p99 ms"):
+        table.add_column(column, justify="left" if column == "endpoint" else "right")
+    for row in result.stats:
+        table.add_row(
+            f"{row['Type']} {row['Name']}".strip(),
+            row["Request Count"],
+            row["Failure Count"],
+            f"{float(row['Requests/s']):.1f}",
+            row["50%"],
+            row["95%"],
+            row["99%"],
+        )
+    console.print(table)
+    if result.failures:
+        errors = Table("endpoint", "error", "count", title="Errors", title_justify="left")
+        for failure in result.failures:
+            errors.add_row(failure["Name"], failure["Error"][:80], failure["Occurrences"])
+        console.print(errors)
+    checks = Table("invariant", "", "detail", title="Invariants", title_justify="left")
+    for check in result.checks:
+        checks.add_row(check.name, "[green]pass[/]" if check.ok else "[red]FAIL[/]", check.detail)
+    console.print(checks)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("loadtest")
+    def loadtest(
+        users: Annotated[int, typer.Option("--users", min=1, help="Concurrent users.")] = 20,
+        spawn_rate: Annotated[float, typer.Option("--spawn-rate", min=0.1)] = 10.0,
+        duration: Annotated[str, typer.Option("--duration", help="e.g. 60s, 2m")] = "60s",
+        host: Annotated[str | None, typer.Option("--host", help="Gateway URL.")] = None,
+        report: Annotated[Path | None, typer.Option("--report", help="Report directory.")] = None,
+        cards: Annotated[int, typer.Option("--cards", min=1, help="Test cards to issue.")] = 40,
+        api_key: Annotated[
+            str | None, typer.Option("--api-key", envvar="GATEWAY_BOOTSTRAP_KEY")
+        ] = None,
+    ) -> None:
+        """Locust through the gateway, then the invariant check; non-zero exit if one fails."""
+        if not re.fullmatch(r"\d+[smh]?", duration):
+            console.print(f"[red]--duration: not a duration like 60s or 2m:[/] {duration}")
+            raise typer.Exit(2)
+        settings = get_settings()
+        target = host or settings.gateway_url
+        try:
+            result = run_loadtest(
+                settings,
+                target,
+                dev_api_key(settings, api_key),
+                users,
+                spawn_rate,
+                duration,
+                report or settings.data_path / "loadtest",
+                cards,
+            )
+        except (httpx.HTTPError, RuntimeError) as exc:
+            console.print(f"[red]load test could not start against {target}:[/] {exc}")
+            raise typer.Exit(1) from None
+        show(result)
+        raise typer.Exit(0 if result.ok else 1)
