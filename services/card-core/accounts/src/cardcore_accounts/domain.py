@@ -1,6 +1,7 @@
 """The accounts domain: customer identity rules, account and card lifecycles, state events.
 
-Pure Python (no database, no I/O; only the kernel's pure money formatting) so every rule here is unit-testable in microseconds:
+Pure Python (no database, no I/O; only the kernel's pure money formatting) so every rule here
+is unit-testable in microseconds:
 - identity documents: a PRC resident ID carries a GB 11643-1999 check character and the holder's
   birth date; mobiles are normalised to the 11-digit national form (`1` + 10 digits);
 - the account and card state machines: each lifecycle action names the states it may start from
@@ -55,7 +56,7 @@ class TransitionError(Exception):
     """A lifecycle action that the current state does not allow."""
 
     def __init__(self, kind: str, action: str, status: str) -> None:
-        super().__init__(f"cannot {action.replace('_', ' ')} a {status} {kind}")
+        super().__init__(f"{kind} is {status}; {action.replace('_', '-')!r} is not allowed")
         self.kind = kind
         self.action = action
         self.status = status
@@ -95,8 +96,8 @@ def normalize_id_number(id_type: str, value: str) -> tuple[str, dt.date | None]:
         return parse_resident_id(value)
     number = unicodedata.normalize("NFKC", value).strip().upper()
     if id_type == "other":
-        if not number or len(number) > 32:
-            raise DomainError("id_number", "must be 1 to 32 characters")
+        if not number or len(number) > 32 or _has_control_characters(number):
+            raise DomainError("id_number", "must be 1 to 32 printable characters")
         return number, None
     number = number.replace(" ", "")
     if not _DOCUMENT_NUMBER.fullmatch(number):
@@ -104,11 +105,17 @@ def normalize_id_number(id_type: str, value: str) -> tuple[str, dt.date | None]:
     return number, None
 
 
+def _has_control_characters(value: str) -> bool:
+    return any(unicodedata.category(char) == "Cc" for char in value)
+
+
 def normalize_name(value: str) -> str:
     """A customer name without surrounding ASCII or full-width spaces; never blank."""
     name = value.strip(_NAME_PADDING)
     if not name:
         raise DomainError("name", "must not be blank")
+    if _has_control_characters(name):
+        raise DomainError("name", "must not contain control characters")
     if len(name) > NAME_MAX_LENGTH:
         raise DomainError("name", f"must be at most {NAME_MAX_LENGTH} characters")
     return name

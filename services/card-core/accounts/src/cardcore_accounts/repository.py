@@ -25,8 +25,17 @@ from cardcore_kernel import ids
 Row = dict[str, Any]
 
 
+class StaleRowError(RuntimeError):
+    """The row changed since it was read: the caller did not hold its lock (a bug, never data)."""
+
+
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
+
+
+def _blank(table: sa.Table) -> Row:
+    """Every column of `table` set to None: a full row once the caller's values are merged in."""
+    return {column.name: None for column in table.c}
 
 
 def _one(conn: sa.Connection, query: sa.Select[Any]) -> Row | None:
@@ -63,23 +72,34 @@ def lock_account(conn: sa.Connection, account_id: str) -> Row | None:
 
 def insert_account(conn: sa.Connection, account: Row) -> Row:
     now = utcnow()
-    row = {**account, "created_at": now, "updated_at": now, "version": 1}
+    row = _blank(accounts) | account | {"created_at": now, "updated_at": now, "version": 1}
     conn.execute(sa.insert(accounts).values(**row))
-    append_event(conn, "account.state", row["account_id"], 1, row["bucket"],
-                 account_state_payload(row))
+    append_event(
+        conn, "account.state", row["account_id"], 1, row["bucket"], account_state_payload(row)
+    )
     return row
 
 
 def save_account(conn: sa.Connection, account: Row, **changes: Any) -> Row:
     """Apply `changes` to a locked account row, bump its version, emit `account.state`."""
     row = {**account, **changes, "updated_at": utcnow(), "version": account["version"] + 1}
-    conn.execute(
+    updated = conn.execute(
         sa.update(accounts)
-        .where(accounts.c.account_id == account["account_id"])
+        .where(
+            accounts.c.account_id == account["account_id"], accounts.c.version == account["version"]
+        )
         .values(**changes, updated_at=row["updated_at"], version=row["version"])
     )
-    append_event(conn, "account.state", row["account_id"], row["version"], row["bucket"],
-                 account_state_payload(row))
+    if updated.rowcount != 1:
+        raise StaleRowError(account["account_id"])
+    append_event(
+        conn,
+        "account.state",
+        row["account_id"],
+        row["version"],
+        row["bucket"],
+        account_state_payload(row),
+    )
     return row
 
 
@@ -95,22 +115,22 @@ def lock_card(conn: sa.Connection, card_id: str) -> Row | None:
     return _one(conn, sa.select(cards).where(cards.c.card_id == card_id).with_for_update())
 
 
-def cards_of_account(conn: sa.Connection, account_id: str) -> list[Row]:
-    rows = conn.execute(
-        sa.select(cards).where(cards.c.account_id == account_id).order_by(cards.c.created_at)
-    ).mappings()
+def cards_of_account(conn: sa.Connection, account_id: str, *, lock: bool = False) -> list[Row]:
+    query = sa.select(cards).where(cards.c.account_id == account_id).order_by(cards.c.card_id)
+    rows = conn.execute(query.with_for_update() if lock else query).mappings()
     return [dict(row) for row in rows]
 
 
 def pan_hmac_taken(conn: sa.Connection, pan_hmac: str) -> bool:
-    return conn.execute(
-        sa.select(sa.literal(1)).where(cards.c.pan_hmac == pan_hmac)
-    ).first() is not None
+    return (
+        conn.execute(sa.select(sa.literal(1)).where(cards.c.pan_hmac == pan_hmac)).first()
+        is not None
+    )
 
 
 def insert_card(conn: sa.Connection, card: Row) -> Row:
     now = utcnow()
-    row = {**card, "created_at": now, "updated_at": now, "version": 1}
+    row = _blank(cards) | card | {"created_at": now, "updated_at": now, "version": 1}
     conn.execute(sa.insert(cards).values(**row))
     append_event(conn, "card.state", row["card_id"], 1, row["bucket"], card_state_payload(row))
     return row
@@ -119,13 +139,16 @@ def insert_card(conn: sa.Connection, card: Row) -> Row:
 def save_card(conn: sa.Connection, card: Row, **changes: Any) -> Row:
     """Apply `changes` to a locked card row, bump its version, emit `card.state`."""
     row = {**card, **changes, "updated_at": utcnow(), "version": card["version"] + 1}
-    conn.execute(
+    updated = conn.execute(
         sa.update(cards)
-        .where(cards.c.card_id == card["card_id"])
+        .where(cards.c.card_id == card["card_id"], cards.c.version == card["version"])
         .values(**changes, updated_at=row["updated_at"], version=row["version"])
     )
-    append_event(conn, "card.state", row["card_id"], row["version"], row["bucket"],
-                 card_state_payload(row))
+    if updated.rowcount != 1:
+        raise StaleRowError(card["card_id"])
+    append_event(
+        conn, "card.state", row["card_id"], row["version"], row["bucket"], card_state_payload(row)
+    )
     return row
 
 
@@ -134,7 +157,11 @@ def save_card(conn: sa.Connection, card: Row, **changes: Any) -> Row:
 
 
 def append_event(
-    conn: sa.Connection, event_type: str, aggregate_id: str, version: int, bucket: int,
+    conn: sa.Connection,
+    event_type: str,
+    aggregate_id: str,
+    version: int,
+    bucket: int,
     payload: Row,
 ) -> None:
     conn.execute(
@@ -150,12 +177,17 @@ def append_event(
 
 
 def pending_events(
-    conn: sa.Connection, aggregate_ids: Iterable[str] | None = None, limit: int = 500
+    conn: sa.Connection,
+    aggregate_ids: Iterable[str] | None = None,
+    created_before: dt.datetime | None = None,
+    limit: int = 500,
 ) -> list[Row]:
     """Undelivered events in write order (per aggregate: ascending version)."""
     query = sa.select(outbox).where(outbox.c.delivered_at.is_(None))
     if aggregate_ids is not None:
         query = query.where(outbox.c.aggregate_id.in_(list(aggregate_ids)))
+    if created_before is not None:
+        query = query.where(outbox.c.created_at < created_before)
     rows = conn.execute(query.order_by(outbox.c.seq).limit(limit)).mappings()
     return [dict(row) for row in rows]
 
@@ -166,6 +198,16 @@ def mark_delivered(conn: sa.Connection, seqs: Sequence[int]) -> None:
         .where(outbox.c.seq.in_(list(seqs)), outbox.c.delivered_at.is_(None))
         .values(delivered_at=utcnow())
     )
+
+
+def purge_delivered(conn: sa.Connection, delivered_before: dt.datetime) -> int:
+    """Forget events delivered before a cutoff; undelivered events are never purged."""
+    result = conn.execute(
+        sa.delete(outbox).where(
+            outbox.c.delivered_at.is_not(None), outbox.c.delivered_at < delivered_before
+        )
+    )
+    return result.rowcount
 
 
 def event_envelope(event: Row) -> Row:

@@ -29,6 +29,7 @@ from cardcore_kernel.errors import ConflictError, NotFoundError
 from cardcore_kernel.pan import PanVault, generate_pan, mask_pan
 
 PAN_ATTEMPTS = 8
+MAX_ID_LENGTH = 40  # the width of every id column
 
 log = structlog.get_logger("cardcore.accounts")
 
@@ -68,6 +69,8 @@ class AccountsService:
 
     def _bucket(self, value: str, kind: str, field: str | None = None) -> int:
         """The bucket an id embeds; an id that is not one of ours names nothing (404)."""
+        if len(value) > MAX_ID_LENGTH or not (value.isascii() and value.isprintable()):
+            raise NotFoundError(kind, field)
         try:
             return ids.bucket_of_id(value, kind)
         except ids.InvalidIdError:
@@ -78,7 +81,13 @@ class AccountsService:
         return shard, self._shards.engine(shard)
 
     def _publish(self, shard: int, aggregate_ids: list[str]) -> None:
-        if not self._publisher.push(shard, aggregate_ids):
+        """Push after the commit; the change is durable, so no failure here may fail the call."""
+        try:
+            delivered = self._publisher.push(shard, aggregate_ids)
+        except Exception as exc:  # e.g. the shard blipped after the commit: the relay retries
+            log.warning("push_failed", shard=shard, error=type(exc).__name__)
+            delivered = False
+        if not delivered:
             log.info("events_left_for_relay", shard=shard, aggregates=len(aggregate_ids))
 
     # -- customers -------------------------------------------------------------------------------
@@ -183,7 +192,7 @@ class AccountsService:
             touched = [account_id]
             if status == "closed":
                 changes["closed_on"] = self._business_date()
-                for card in repository.cards_of_account(conn, account_id):
+                for card in repository.cards_of_account(conn, account_id, lock=True):
                     if card["status"] != "closed":
                         repository.save_card(conn, card, status="closed")
                         touched.append(card["card_id"])
@@ -201,9 +210,10 @@ class AccountsService:
             account = repository.lock_account(conn, account_id)
             if account is None:
                 raise NotFoundError("account")
+            requested = {"credit_limit": credit_limit, "cash_limit_pct": cash_limit_pct}
             changes = {
                 key: value
-                for key, value in (("credit_limit", credit_limit), ("cash_limit_pct", cash_limit_pct))
+                for key, value in requested.items()
                 if value is not None and value != account[key]
             }
             if not changes:
@@ -293,8 +303,9 @@ class AccountsService:
             card = repository.save_card(
                 conn, card, status=status, replaced_by_card_id=replacement.card["card_id"]
             )
-        log.info("card_reported_lost", card_id=card_id,
-                 replacement_card_id=replacement.card["card_id"])
+        log.info(
+            "card_reported_lost", card_id=card_id, replacement_card_id=replacement.card["card_id"]
+        )
         self._publish(shard, [card_id, replacement.card["card_id"]])
         return LostCardReport(card, replacement)
 

@@ -11,6 +11,8 @@ ledger_accounts — the ledger's own copy of each credit account plus its money 
               = SUM(journal_entries.amount)                      (signed; positive = owed)
       principal_purchase / principal_cash / interest / fees = SUM of that component's entries
       credit_balance = -SUM(entries of component 'credit')        (overpayment, never negative)
+    CHECK constraints enforce the balance identity, non-negative components and holds, so a
+    statement that updates one column without the others fails instead of corrupting the books.
     open_holds = SUM(authorizations.hold_amount WHERE hold_state = 'open'); open_cash_holds is
     the cash part of it. available credit = credit_limit - balance - open_holds.
     delinquency_cycles (>= 3 blocks authorizations), accrued_interest_micro (1/100 fen, unposted
@@ -29,7 +31,8 @@ postings — one row per money movement (amount > 0, direction D = customer owes
     D and -amount for C).
 
 idempotency_keys — (scope, key) of every money-moving request that carried an Idempotency-Key,
-    with the stored response; written in the same transaction as the effect.
+    with the stored response; written in the same transaction as the effect. Batch may purge rows
+    older than the retry window (ix_idempotency_keys_created); a key is then usable again.
 
 statements — one row per account and statement date; the batch service writes them.
 
