@@ -15,7 +15,7 @@ test:
 lint:
 	$(UV) run ruff check .
 	$(UV) run ruff format --check .
-	$(UV) run mypy --strict libs/kernel/src
+	$(UV) run mypy --strict libs/kernel/src libs/copybook/src
 
 format:
 	$(UV) run ruff format .

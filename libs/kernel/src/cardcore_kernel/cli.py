@@ -108,6 +108,7 @@ def run() -> None:
     except sa.exc.SQLAlchemyError as exc:  # e.g. a database that is down or not created yet
         reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
         Console(stderr=True).print(
-            f"[red]database error:[/] {reason}\n(is the server up, and has `cardcore db upgrade` run?)"
+            f"[red]database error:[/] {reason}\n"
+            "(is the server up, and has `cardcore db upgrade` run?)"
         )
         raise SystemExit(1) from None
