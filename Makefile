@@ -1,5 +1,5 @@
 # The two commands: `make demo` (set up from bare Python, run the main job) and `make test`.
-UV = $(shell scripts/bootstrap.sh)
+UV := $(shell scripts/bootstrap.sh)
 
 .PHONY: demo up test lint format bench clean
 

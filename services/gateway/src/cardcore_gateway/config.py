@@ -108,7 +108,9 @@ def pool_overrides(environ: Mapping[str, str]) -> dict[str, tuple[str, ...]]:
     for key, value in environ.items():
         if key.startswith(POOL_ENV_PREFIX) and len(key) > len(POOL_ENV_PREFIX):
             name = key[len(POOL_ENV_PREFIX) :].lower()
-            overrides[name] = tuple(_check_url(u.strip(), key) for u in value.split(",") if u.strip())
+            overrides[name] = tuple(
+                _check_url(u.strip(), key) for u in value.split(",") if u.strip()
+            )
     return overrides
 
 

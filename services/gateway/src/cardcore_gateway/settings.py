@@ -39,7 +39,7 @@ class GatewaySettings(BaseSettings):
     bucket_routes_poll: float = Field(default=0.25, gt=0)
 
     probe_interval: float = Field(default=2.0, gt=0)
-    probe_timeout: float = Field(default=1.0, gt=0)
+    probe_timeout: float = Field(default=2.0, gt=0)
     breaker_failures: int = Field(default=5, ge=1)
     breaker_cooldown: float = Field(default=5.0, ge=0)
 
@@ -48,7 +48,9 @@ class GatewaySettings(BaseSettings):
     retry_budget_window: float = Field(default=10.0, gt=0)
 
     key_cache_ttl: float = Field(default=5.0, ge=0)
-    max_connections: int = Field(default=512, ge=1)
+    max_connections: int = Field(
+        default=256, ge=1, description="keep-alive connections per upstream instance, at most"
+    )
     access_log: bool = True
 
 

@@ -16,7 +16,9 @@ api_keys_table = sa.Table(
     sa.Column("key_hash", sa.String(64), primary_key=True),
     sa.Column("name", sa.String(100), nullable=False, unique=True),
     sa.Column("scopes", sa.String(200), nullable=False),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.Column(
+        "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    ),
     sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
 )
 
@@ -25,7 +27,9 @@ bucket_routes_table = sa.Table(
     metadata,
     sa.Column("bucket", sa.Integer, primary_key=True, autoincrement=False),
     sa.Column("pool", sa.String(64), nullable=False),
-    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.Column(
+        "updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    ),
 )
 
 state_table = sa.Table(
