@@ -1,0 +1,1 @@
+"""Adapters: the CCS source reader and the control-database repository."""

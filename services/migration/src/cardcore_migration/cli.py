@@ -1,0 +1,392 @@
+"""`cardcore legacy …` (the CCS side: schema, seeded data) and `cardcore migrate …` (the runs).
+
+Every bad input - an unreachable CCS, a missing CCS table, an as-of that is not a date - ends
+in one clear line and a non-zero exit before anything is written; never a traceback.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import sqlalchemy as sa
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from cardcore_kernel.schema import CONTROL_SCHEMA
+from cardcore_migration.config import MigrationSettings, get_migration_settings
+from cardcore_migration.domain.codes import ENTITIES, RULE_BY_CODE
+from cardcore_migration.domain.report import build_report
+from cardcore_migration.legacy import store
+from cardcore_migration.legacy.generator import Generator
+from cardcore_migration.report_html import render_html
+from cardcore_migration.schema import SCHEMA
+
+legacy_app = typer.Typer(
+    help="The legacy CCS database: schema and seeded data.", no_args_is_help=True
+)
+migrate_app = typer.Typer(
+    help="Migration runs off CCS: dry run, worker, status.", no_args_is_help=True
+)
+console = Console()
+err = Console(stderr=True)
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    err.print(f"[red]error:[/] {message}")
+    return typer.Exit(code)
+
+
+def parse_as_of(value: str | None) -> dt.date:
+    if value is None:
+        return dt.datetime.now(dt.UTC).date()
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise fail(f"--as-of must be a date YYYY-MM-DD, got {value!r}", 2) from None
+
+
+def settings() -> MigrationSettings:
+    get_migration_settings.cache_clear()
+    return get_migration_settings()
+
+
+# ------------------------------------------------------------------------------------ legacy
+
+
+@legacy_app.command("init")
+def legacy_init(
+    drop: Annotated[bool, typer.Option("--drop", help="Drop the CCS tables first.")] = False,
+) -> None:
+    """Create the CCS schema (the six tables of SPEC.md) at CCS_URL."""
+    url = settings().legacy_url
+    try:
+        store.init_schema(url, drop=drop)
+    except store.SourceError as exc:
+        raise fail(str(exc)) from None
+    console.print(f"[green]✓[/] CCS schema ready at {store.safe_url(url)}")
+
+
+@legacy_app.command("seed")
+def legacy_seed(
+    customers: Annotated[
+        int, typer.Option("--customers", min=1, help="Customers to create.")
+    ] = 1000,
+    seed: Annotated[int, typer.Option("--seed", help="Same seed, same data.")] = 1,
+    defect_rate: Annotated[
+        float, typer.Option("--defect-rate", min=0.0, max=1.0, help="Share per defect class.")
+    ] = 0.01,
+    truth: Annotated[
+        Path | None, typer.Option("--truth", help="Write the ground truth here.")
+    ] = None,
+    as_of: Annotated[
+        str | None, typer.Option("--as-of", help="YYYY-MM-DD (default today).")
+    ] = None,
+) -> None:
+    """(Re)create the CCS tables and fill them with realistic, defect-injected data."""
+    as_of_date = parse_as_of(as_of)
+    config = settings()
+    url = config.legacy_url
+    started = time.monotonic()
+    try:
+        store.init_schema(url, drop=True)
+    except store.SourceError as exc:
+        raise fail(str(exc)) from None
+    dataset = Generator(customers, seed, defect_rate, as_of_date).generate(config.card_bin)
+    generated = time.monotonic()
+    engine = store.legacy_engine(url)
+    try:
+        store.load(engine, dataset.tables)
+    except sa.exc.SQLAlchemyError as exc:
+        raise fail(f"loading CCS failed: {getattr(exc, 'orig', exc)}") from None
+    finally:
+        engine.dispose()
+    loaded = time.monotonic()
+    if truth is not None:
+        truth.parent.mkdir(parents=True, exist_ok=True)
+        truth.write_text(json.dumps(dataset.truth, ensure_ascii=False, indent=1, sort_keys=True))
+        truth.chmod(0o600)  # card keys in the truth are PANs, as in CCS itself
+    table = Table("table", "rows", title=f"CCS seeded at {store.safe_url(url)}")
+    for name, frame in dataset.tables.items():
+        table.add_row(name, f"{frame.height:,}")
+    console.print(table)
+    console.print(
+        f"generated in {generated - started:.1f}s, loaded in {loaded - generated:.1f}s; "
+        f"as-of {as_of_date}, seed {seed}, defect rate {defect_rate}"
+        + (f"; truth in {truth}" if truth else "")
+    )
+
+
+# ----------------------------------------------------------------------------------- migrate
+
+
+def _prepare(config: MigrationSettings) -> Any:
+    """Check the source, bring the control schema to head; returns the pipeline context."""
+    from cardcore_migration.worker import build_context
+
+    source = store.legacy_engine(config.legacy_url)
+    try:
+        store.check_source(source)
+    except store.SourceError as exc:
+        raise fail(str(exc)) from None
+    finally:
+        source.dispose()
+    try:
+        CONTROL_SCHEMA.upgrade(config)
+        SCHEMA.upgrade(config)
+    except Exception as exc:  # an operator command reports, it does not dump a traceback
+        raise fail(f"control database unusable: {type(exc).__name__}: {exc}") from None
+    return build_context(config)
+
+
+def _start_local_worker(config: MigrationSettings, log_path: Path) -> subprocess.Popen[bytes]:
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    env.setdefault("CARDCORE_MIGRATION_METRICS_PORT", "0")
+    command = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "cardcore_migration.worker:celery_app",
+        "worker",
+        "--pool=threads",
+        f"--concurrency={config.migration_worker_concurrency}",
+        "--loglevel=INFO",
+        "--without-gossip",
+        "--without-mingle",
+        "--without-heartbeat",
+        "-Q",
+        "cardcore-migration",
+        "-n",
+        f"local-{os.getpid()}@%h",
+    ]
+    with log_path.open("ab") as log:
+        return subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+
+def _interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _stop_worker(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def _progress(
+    repo: Any, run_id: str, worker: subprocess.Popen[bytes] | None, timeout: float
+) -> Any:
+    """Rich progress bars per entity until the run completes or fails."""
+    columns = (
+        TextColumn("{task.description:<14}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("chunks  {task.fields[rows]:>12} rows"),
+        TimeElapsedColumn(),
+    )
+    deadline = time.monotonic() + timeout
+    with Progress(*columns, console=console, transient=False) as progress:
+        tasks = {e: progress.add_task(e, total=None, rows="0") for e in ENTITIES}
+        while True:
+            run = repo.run(run_id)
+            chunks = repo.chunks(run_id)
+            for entity in ENTITIES:
+                mine = [c for c in chunks if c.entity == entity]
+                done = [c for c in mine if c.status == "done"]
+                progress.update(
+                    tasks[entity],
+                    total=len(mine),
+                    completed=len(done),
+                    rows=f"{sum(c.rows_read for c in done):,}",
+                )
+            if run.status in ("completed", "failed"):
+                return run
+            if worker is not None and worker.poll() is not None:
+                repo.finish_run(run_id, "failed", f"local worker exited with {worker.returncode}")
+                return repo.run(run_id)
+            if time.monotonic() > deadline:
+                repo.finish_run(run_id, "failed", f"timed out after {timeout:.0f}s")
+                return repo.run(run_id)
+            time.sleep(0.3)
+
+
+def _summary(report: dict[str, Any]) -> None:
+    entities = Table(
+        "entity",
+        "read",
+        "migrated",
+        "rejected",
+        title=f"{report['mode']} as of {report['as_of']} - run {report['run_id']}",
+    )
+    for entity, counts in report["entities"].items():
+        entities.add_row(entity, *(f"{counts[k]:,}" for k in ("read", "migrated", "rejected")))
+    console.print(entities)
+    rules = Table("code", "action", "records", "rule")
+    for code, n in report["rules"].items():
+        rule = RULE_BY_CODE.get(code)
+        rules.add_row(code, rule.action if rule else "?", f"{n:,}", rule.meaning if rule else "")
+    console.print(rules)
+    balance = report["balance"]
+    console.print(
+        f"balance: migrated {balance['migrated_signed_total']}, "
+        f"rejected {balance['rejected_signed_total']} (signed CUR_BAL, yuan)"
+    )
+
+
+def _row(row: Any) -> dict[str, Any]:
+    return dict(row._mapping)
+
+
+def _write_report(repo: Any, run_id: str, json_path: Path, html_path: Path) -> dict[str, Any]:
+    run = repo.run(run_id)
+    report = build_report(_row(run), [_row(c) for c in repo.chunks(run_id)])
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    json_path.write_text(json.dumps(report, ensure_ascii=False, indent=2))
+    html_path.parent.mkdir(parents=True, exist_ok=True)
+    html_path.write_text(render_html(report), encoding="utf-8")
+    return report
+
+
+@migrate_app.command("dry-run")
+def migrate_dry_run(
+    as_of: Annotated[str, typer.Option("--as-of", help="Business date YYYY-MM-DD.")],
+    report: Annotated[Path | None, typer.Option("--report", help="JSON report path.")] = None,
+    html: Annotated[Path | None, typer.Option("--html", help="HTML report path.")] = None,
+    chunk_rows: Annotated[int | None, typer.Option("--chunk-rows", min=100)] = None,
+    local_worker: Annotated[
+        bool | None,
+        typer.Option(
+            "--local-worker/--no-local-worker",
+            help="Start a worker for this run (default: only with the embedded broker).",
+        ),
+    ] = None,
+    timeout: Annotated[float, typer.Option("--timeout", help="Give up after seconds.")] = 3600,
+) -> None:
+    """Read all of CCS, transform and check every record, write nothing; report."""
+    as_of_date = parse_as_of(as_of)
+    config = settings()
+    ctx = _prepare(config)
+    from cardcore_migration import pipeline
+    from cardcore_migration.worker import celery_app, configure, enqueue
+
+    configure(celery_app, config)
+    console.print("planning: watermarks, chunks, C06/T06 duplicate scans …")
+    run_id = pipeline.plan_run(
+        ctx, as_of_date, "dry-run", chunk_rows or config.migration_chunk_rows
+    )
+    out_dir = config.data_path / "migration" / run_id
+    start_worker = (
+        config.celery_broker_url.startswith("sqla+") if local_worker is None else local_worker
+    )
+    worker = _start_local_worker(config, out_dir / "worker.log") if start_worker else None
+    signal.signal(signal.SIGTERM, _interrupt)  # a terminated CLI fails its run, like Ctrl-C
+    try:
+        pipeline.advance(ctx, run_id, enqueue)
+        run = _progress(ctx.repo, run_id, worker, timeout)
+    except KeyboardInterrupt:
+        ctx.repo.finish_run(run_id, "failed", "interrupted")
+        raise fail("interrupted", 130) from None
+    finally:
+        if worker is not None:
+            _stop_worker(worker)
+    result = _write_report(
+        ctx.repo, run_id, report or out_dir / "report.json", html or out_dir / "report.html"
+    )
+    _summary(result)
+    console.print(
+        f"report: {report or out_dir / 'report.json'}  html: {html or out_dir / 'report.html'}"
+    )
+    if run.status != "completed":
+        raise fail(f"run {run_id} {run.status}: {run.error}")
+
+
+@migrate_app.command("worker")
+def migrate_worker(
+    concurrency: Annotated[int | None, typer.Option("--concurrency", min=1)] = None,
+    loglevel: Annotated[str, typer.Option("--loglevel")] = "INFO",
+) -> None:
+    """Run a migration worker (thread pool) against the stack's broker; /metrics on its port."""
+    from cardcore_migration.worker import QUEUE, celery_app, configure
+
+    config = settings()
+    configure(celery_app, config)
+    celery_app.worker_main(
+        [
+            "worker",
+            "--pool=threads",
+            f"--concurrency={concurrency or config.migration_worker_concurrency}",
+            f"--loglevel={loglevel}",
+            "-Q",
+            QUEUE,
+        ]
+    )
+
+
+@migrate_app.command("status")
+def migrate_status(
+    run_id: Annotated[
+        str | None, typer.Option("--run", help="A run id (default: the latest).")
+    ] = None,
+    follow: Annotated[
+        bool, typer.Option("--follow", help="Track a running run to its end.")
+    ] = False,
+) -> None:
+    """Progress per entity of a running run, or the summary of a finished one."""
+    from cardcore_kernel.db import control_engine
+    from cardcore_migration.adapters.control import ControlRepository
+
+    config = settings()
+    repo = ControlRepository(control_engine(config))
+    try:
+        run = repo.run(run_id) if run_id else repo.latest_run()
+    except sa.exc.SQLAlchemyError:
+        raise fail(
+            "no migration control tables yet: run `cardcore db upgrade` or a dry run"
+        ) from None
+    if run is None:
+        raise fail(f"no run {run_id}" if run_id else "no migration run yet")
+    if run.status in ("planned", "running"):
+        console.print(f"run {run.run_id} ({run.mode}, as of {run.as_of}) is {run.status}")
+        if follow:
+            run = _progress(repo, run.run_id, None, float("inf"))
+        else:
+            _snapshot(repo, run.run_id)
+            return
+    report = build_report(_row(run), [_row(c) for c in repo.chunks(run.run_id)])
+    _summary(report)
+    if run.status == "failed":
+        raise fail(f"run {run.run_id} failed: {run.error}")
+
+
+def _snapshot(repo: Any, run_id: str) -> None:
+    columns = (
+        TextColumn("{task.description:<14}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("chunks  {task.fields[rows]:>12} rows"),
+    )
+    progress = Progress(*columns, console=console, auto_refresh=False)
+    chunks = repo.chunks(run_id)
+    for entity in ENTITIES:
+        mine = [c for c in chunks if c.entity == entity]
+        done = [c for c in mine if c.status == "done"]
+        progress.add_task(
+            entity, total=len(mine), completed=len(done), rows=f"{sum(c.rows_read for c in done):,}"
+        )
+    console.print(progress.get_renderable())

@@ -1,0 +1,1 @@
+"""Pure migration domain: CCS rule codes, transforms and rule checks, report assembly."""

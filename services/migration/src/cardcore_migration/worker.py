@@ -1,0 +1,146 @@
+"""The migration worker: Celery tasks that process chunks, and its Prometheus metrics.
+
+Delivery is at-least-once (acks_late, reject on a lost worker, one message prefetched at a
+time), which is safe because a chunk's results are written in one transaction and a chunk
+already `done` is skipped. Results live in the control database, not a Celery result backend.
+Run it with `cardcore migrate worker` (compose) or let `cardcore migrate dry-run` start one
+against the embedded SQLite broker.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from functools import lru_cache
+
+import structlog
+from celery import Celery, Task
+from celery.signals import worker_init
+from prometheus_client import Counter, Histogram, start_http_server
+
+from cardcore_kernel.db import bucket_map, control_engine
+from cardcore_kernel.pan import PanVault
+from cardcore_migration import pipeline
+from cardcore_migration.adapters.control import ControlRepository
+from cardcore_migration.config import MigrationSettings, get_migration_settings
+from cardcore_migration.legacy.store import legacy_engine
+from cardcore_migration.sinks import DryRunSink
+
+QUEUE = "cardcore-migration"
+MAX_RETRIES = 3
+log = structlog.get_logger("cardcore.migration.worker")
+
+CHUNKS = Counter("cardcore_migration_chunks_total", "Chunks finished", ["entity", "status"])
+ROWS = Counter("cardcore_migration_rows_total", "Rows by outcome", ["entity", "outcome"])
+RULES = Counter("cardcore_migration_rule_records_total", "Records per rule code", ["code"])
+CHUNK_SECONDS = Histogram(
+    "cardcore_migration_chunk_seconds",
+    "Chunk processing time",
+    ["entity"],
+    buckets=(0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300),
+)
+
+
+def configure(app: Celery, settings: MigrationSettings) -> None:
+    broker = settings.celery_broker_url
+    options: dict[str, object] = {}
+    if broker.startswith(("redis://", "rediss://")):
+        # a message unacked for longer than this is redelivered: keep it above any chunk
+        options["visibility_timeout"] = settings.migration_task_time_limit * 2
+    if broker.startswith("sqla+"):
+        # the embedded broker polls a SQLite table; kombu's 1 s default would idle the workers
+        from kombu.transport import sqlalchemy as sqla_transport
+
+        sqla_transport.Transport.polling_interval = 0.1
+    app.conf.update(
+        broker_url=broker,
+        broker_transport_options=options,
+        broker_connection_retry_on_startup=True,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_ignore_result=True,
+        task_default_queue=QUEUE,
+        task_time_limit=settings.migration_task_time_limit,
+        worker_hijack_root_logger=False,
+    )
+
+
+celery_app = Celery("cardcore_migration")
+configure(celery_app, get_migration_settings())
+
+
+@lru_cache(maxsize=1)
+def worker_context() -> pipeline.PipelineContext:
+    settings = get_migration_settings()
+    return build_context(settings)
+
+
+def build_context(settings: MigrationSettings) -> pipeline.PipelineContext:
+    return pipeline.PipelineContext(
+        repo=ControlRepository(control_engine(settings)),
+        source=legacy_engine(settings.legacy_url),
+        vault=PanVault(*settings.pan_keys()),
+        bucket_map=bucket_map(settings),
+        sinks={"dry-run": DryRunSink()},
+    )
+
+
+def enqueue(chunk_id: int) -> None:
+    process_chunk.apply_async((chunk_id,), queue=QUEUE)
+
+
+@celery_app.task(name="cardcore_migration.process_chunk", bind=True, max_retries=MAX_RETRIES)
+def process_chunk(self: Task, chunk_id: int) -> None:
+    ctx = worker_context()
+    chunk = ctx.repo.chunk(chunk_id)
+    if chunk is None:
+        log.warning("unknown chunk", chunk_id=chunk_id)
+        return
+    started = time.monotonic()
+    try:
+        result = pipeline.run_chunk(ctx, chunk_id)
+    except Exception as exc:
+        final = self.request.retries >= MAX_RETRIES
+        ctx.repo.fail_chunk(chunk_id, f"{type(exc).__name__}: {exc}", final)
+        log.error(
+            "chunk failed",
+            chunk_id=chunk_id,
+            entity=chunk.entity,
+            final=final,
+            error=f"{type(exc).__name__}: {exc}",
+        )
+        CHUNKS.labels(chunk.entity, "failed" if final else "retried").inc()
+        if not final:
+            raise self.retry(exc=exc, countdown=2**self.request.retries) from None
+        pipeline.advance(ctx, chunk.run_id, enqueue)
+        return
+    if result is not None:
+        CHUNK_SECONDS.labels(chunk.entity).observe(time.monotonic() - started)
+        CHUNKS.labels(chunk.entity, "done").inc()
+        ROWS.labels(chunk.entity, "read").inc(result["rows_read"])
+        ROWS.labels(chunk.entity, "migrated").inc(result["rows_migrated"])
+        ROWS.labels(chunk.entity, "rejected").inc(result["rows_rejected"])
+        for code, n in result["rule_counts"].items():
+            RULES.labels(code).inc(n)
+        log.info("chunk done", chunk_id=chunk_id, entity=chunk.entity, rows=result["rows_read"])
+    pipeline.advance(ctx, chunk.run_id, enqueue)
+
+
+_metrics_lock = threading.Lock()
+_metrics_started = False
+
+
+@worker_init.connect
+def _start_metrics(**_: object) -> None:
+    """Serve /metrics from the worker's main process (the pool is threads: one registry)."""
+    global _metrics_started
+    port = get_migration_settings().migration_metrics_port
+    with _metrics_lock:
+        if _metrics_started or not port:
+            return
+        try:
+            start_http_server(port)
+            _metrics_started = True
+        except OSError as exc:
+            log.warning("metrics port unavailable", port=port, error=str(exc))
