@@ -5,9 +5,12 @@ from __future__ import annotations
 import time
 import uuid
 
+import httpx
+
+from cardcore_kernel.testing import ServiceProcess
 from cardcore_stack.tour import card_lifecycle
 
-from .conftest import OnlineStack
+from .conftest import BOOTSTRAP_KEY, OnlineStack
 
 
 def _issue_active_card(client, limit: str = "10000.00") -> tuple[str, str]:
@@ -98,3 +101,42 @@ def test_bad_input_is_a_json_error_naming_the_field(online: OnlineStack):
         missing = client.get("/v1/accounts/acc_0001doesnotexist0000/balance")
         assert missing.status_code == 404
         assert missing.json()["error"]["code"] == "not_found"
+
+
+def test_scopes_and_rate_limit_through_the_gateway(online: OnlineStack):
+    with online.client() as ops:
+        created = ops.post("/admin/keys", json={"name": "teller", "scopes": ["accounts"]})
+        assert created.status_code == 201, created.text
+        teller_key = created.json()["key"]
+    with online.client(key=teller_key) as teller:
+        customer = teller.post(
+            "/v1/customers",
+            json={"name": "赵六", "id_type": "passport", "id_number": "K7654321", "mobile": None},
+        )
+        assert customer.status_code == 201
+        forbidden = teller.post(
+            "/v1/authorizations",
+            json={
+                "pan": "6225880000000000",
+                "amount": "1.00",
+                "currency": "CNY",
+                "kind": "purchase",
+                "merchant": {"mcc": "5411", "name": "x"},
+            },
+        )
+        assert forbidden.status_code == 403
+        assert forbidden.json()["error"]["code"]
+
+    limited_env = {**online.env, "GATEWAY_RATE_LIMIT_RATE": "0.2", "GATEWAY_RATE_LIMIT_BURST": "3"}
+    with ServiceProcess("cardcore_gateway.app:app", limited_env) as limited:
+        headers = {"Authorization": f"Bearer {BOOTSTRAP_KEY}"}
+        customer_id = customer.json()["customer_id"]
+        statuses = [
+            httpx.get(f"{limited.url}/v1/customers/{customer_id}", headers=headers)
+            for _ in range(5)
+        ]
+    assert [r.status_code for r in statuses] == [200, 200, 200, 429, 429]
+    refused = statuses[3]
+    assert refused.json()["error"]["code"]
+    assert int(refused.headers["Retry-After"]) >= 1
+    assert refused.headers["X-RateLimit-Limit"] and refused.headers["X-RateLimit-Remaining"] == "0"
