@@ -9,6 +9,7 @@ and the workspace has everything.
 from __future__ import annotations
 
 import os
+import re
 from collections import Counter
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -73,7 +74,8 @@ def db_shards() -> None:
     counts = Counter(mapping.shard_of(b) for b in range(1024))
     table = Table("shard", "buckets", "example database")
     for shard in range(settings.shards):
-        table.add_row(str(shard), str(counts.get(shard, 0)), settings.shard_url("<service>", shard))
+        url = re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", settings.shard_url("{service}", shard))
+        table.add_row(str(shard), str(counts.get(shard, 0)), url)
     console.print(table)
 
 

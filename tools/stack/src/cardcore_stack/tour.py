@@ -69,8 +69,7 @@ def _summary(payload: dict[str, Any]) -> str:
     shown = {k: v for k, v in payload.items() if k != "pan" and not isinstance(v, (dict, list))}
     if "pan" in payload:
         shown["pan"] = mask_pan(str(payload["pan"]))
-    text = ", ".join(f"{k}={v}" for k, v in list(shown.items())[:6])
-    return text[:150]
+    return ", ".join(f"{k}={v}" for k, v in list(shown.items())[:4])
 
 
 def card_lifecycle(client: httpx.Client) -> Tour:

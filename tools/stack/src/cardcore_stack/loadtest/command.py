@@ -195,7 +195,7 @@ def show(result: LoadTestResult) -> None:
         table.add_column(column, justify="left" if column == "endpoint" else "right")
     for row in result.stats:
         table.add_row(
-            f"{row['Type']} {row['Name']}".strip(),
+            row["Name"],
             row["Request Count"],
             row["Failure Count"],
             f"{float(row['Requests/s']):.1f}",
