@@ -91,56 +91,12 @@ def stack_processes(settings: CardcoreSettings, api_key: str) -> list[StackProce
             },
         ),
     ]
-    celery = [sys.executable, "-m", "celery"]
+    cardcore = [sys.executable, "-m", "cardcore_kernel"]
     if _installed("cardcore_migration.worker"):
         processes.append(
-            StackProcess(
-                "migration-worker",
-                [
-                    *celery,
-                    "-A",
-                    "cardcore_migration.worker:celery_app",
-                    "worker",
-                    "--loglevel",
-                    "WARNING",
-                    "--concurrency",
-                    "2",
-                    "-n",
-                    "migration@%h",
-                ],
-            )
+            StackProcess("migration-worker", [*cardcore, "migrate", "worker", "--concurrency", "2"])
         )
     if _installed("cardcore_batch.worker"):
-        processes.append(
-            StackProcess(
-                "batch-worker",
-                [
-                    *celery,
-                    "-A",
-                    "cardcore_batch.worker:celery_app",
-                    "worker",
-                    "--loglevel",
-                    "WARNING",
-                    "--concurrency",
-                    "2",
-                    "-n",
-                    "batch@%h",
-                ],
-            )
-        )
-        processes.append(
-            StackProcess(
-                "batch-beat",
-                [
-                    *celery,
-                    "-A",
-                    "cardcore_batch.worker:celery_app",
-                    "beat",
-                    "--loglevel",
-                    "WARNING",
-                    "--schedule",
-                    str(settings.data_path / "celerybeat-schedule"),
-                ],
-            )
-        )
+        processes.append(StackProcess("batch-worker", [*cardcore, "batch", "worker"]))
+        processes.append(StackProcess("batch-beat", [*cardcore, "batch", "beat"]))
     return processes
