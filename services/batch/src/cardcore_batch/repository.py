@@ -1,0 +1,393 @@
+"""The job repository: jobs, steps and partitions in the control database (SQLAlchemy Core).
+
+A run owns its job through a lease (owner + lease_until) that it renews while it works; a second
+run of the same date is refused while the lease is live, and may take over once it has lapsed
+(the first run died). Every write is a short transaction of its own.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from cardcore_batch import domain
+from cardcore_batch.ledger_steps import BucketResult
+from cardcore_batch.tables import batch_jobs, batch_partitions, batch_steps
+from cardcore_kernel.control import business_date_table
+
+
+class ConcurrentRunError(RuntimeError):
+    """Another run of the same job and business date holds the job."""
+
+
+class LeaseLostError(RuntimeError):
+    """This run's lease lapsed and another run took the job over."""
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+@dataclass(frozen=True)
+class Partition:
+    job_id: str
+    step: str
+    shard: int
+    bucket_lo: int
+    bucket_hi: int
+    buckets: tuple[int, ...]
+    status: str
+    buckets_done: int
+    attempts: int
+    heartbeat_at: dt.datetime | None
+    worked_at: dt.datetime | None  # last heartbeat or finish: real work, not a dispatch
+    last_sign_of_life: dt.datetime | None
+
+    @property
+    def key(self) -> tuple[str, str, int, int]:
+        return (self.job_id, self.step, self.shard, self.bucket_lo)
+
+
+@dataclass(frozen=True)
+class ClaimResult:
+    job_id: str
+    already_completed: bool
+
+
+def _aware(value: dt.datetime | None) -> dt.datetime | None:
+    """SQLite hands back naive datetimes; we only ever store UTC."""
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=dt.UTC)
+    return value
+
+
+def _partition(row: sa.Row[Any]) -> Partition:
+    return Partition(
+        job_id=row.job_id,
+        step=row.step,
+        shard=row.shard,
+        bucket_lo=row.bucket_lo,
+        bucket_hi=row.bucket_hi,
+        buckets=tuple(int(b) for b in row.buckets.split(",") if b),
+        status=row.status,
+        buckets_done=row.buckets_done,
+        attempts=row.attempts,
+        heartbeat_at=_aware(row.heartbeat_at),
+        worked_at=max((_aware(t) for t in (row.heartbeat_at, row.finished_at) if t), default=None),
+        last_sign_of_life=max(
+            (_aware(t) for t in (row.heartbeat_at, row.finished_at, row.dispatched_at) if t),
+            default=None,
+        ),
+    )
+
+
+class JobRepository:
+    def __init__(self, control: sa.Engine) -> None:
+        self._control = control
+
+    # ------------------------------------------------------------------ job lifecycle
+
+    def claim(
+        self,
+        business_date: dt.date,
+        owner: str,
+        lease_seconds: float,
+        plans: Sequence[domain.PartitionPlan],
+    ) -> ClaimResult:
+        """Create or take over the job of a date; refuse if another run holds a live lease."""
+        job_id = domain.job_id(business_date)
+        now = utcnow()
+        lease_until = now + dt.timedelta(seconds=lease_seconds)
+        try:
+            with self._control.begin() as conn:
+                job = conn.execute(
+                    sa.select(batch_jobs).where(batch_jobs.c.job_id == job_id).with_for_update()
+                ).first()
+                if job is None:
+                    self._create(conn, job_id, business_date, owner, now, lease_until, plans)
+                    return ClaimResult(job_id, already_completed=False)
+                if job.status == "completed":
+                    return ClaimResult(job_id, already_completed=True)
+                held_until = _aware(job.lease_until)
+                if job.status == "running" and held_until is not None and held_until > now:
+                    raise ConcurrentRunError(
+                        f"EOD {business_date.isoformat()} is already running (owner "
+                        f"{job.owner}, lease until {held_until:%H:%M:%S} UTC); refusing a "
+                        "second run"
+                    )
+                conn.execute(
+                    sa.update(batch_jobs)
+                    .where(batch_jobs.c.job_id == job_id)
+                    .values(
+                        status="running",
+                        owner=owner,
+                        lease_until=lease_until,
+                        runs=batch_jobs.c.runs + 1,
+                        error=None,
+                    )
+                )
+                conn.execute(
+                    sa.update(batch_partitions)
+                    .where(batch_partitions.c.job_id == job_id, batch_partitions.c.status != "done")
+                    .values(status="pending", attempts=0, error=None)
+                )
+                conn.execute(
+                    sa.update(batch_steps)
+                    .where(batch_steps.c.job_id == job_id, batch_steps.c.status == "failed")
+                    .values(status="pending")
+                )
+        except sa.exc.IntegrityError:  # a concurrent first run inserted the job row first
+            raise ConcurrentRunError(
+                f"EOD {business_date.isoformat()} was started concurrently; refusing a second run"
+            ) from None
+        return ClaimResult(job_id, already_completed=False)
+
+    def _create(
+        self,
+        conn: sa.Connection,
+        job_id: str,
+        business_date: dt.date,
+        owner: str,
+        now: dt.datetime,
+        lease_until: dt.datetime,
+        plans: Sequence[domain.PartitionPlan],
+    ) -> None:
+        conn.execute(
+            sa.insert(batch_jobs).values(
+                job_id=job_id,
+                job_name=domain.JOB_NAME,
+                business_date=business_date,
+                status="running",
+                owner=owner,
+                lease_until=lease_until,
+                started_at=now,
+            )
+        )
+        conn.execute(
+            sa.insert(batch_steps),
+            [
+                {"job_id": job_id, "step": step, "seq": seq, "status": "pending"}
+                for seq, step in enumerate(domain.STEPS, start=1)
+            ],
+        )
+        if not plans:
+            return
+        conn.execute(
+            sa.insert(batch_partitions),
+            [
+                {
+                    "job_id": job_id,
+                    "step": step,
+                    "shard": plan.shard,
+                    "bucket_lo": plan.bucket_lo,
+                    "bucket_hi": plan.bucket_hi,
+                    "buckets": ",".join(str(b) for b in plan.buckets),
+                    "buckets_total": len(plan.buckets),
+                    "status": "pending",
+                }
+                for step in domain.PARTITIONED_STEPS
+                for plan in plans
+            ],
+        )
+
+    def renew_lease(self, job_id: str, owner: str, lease_seconds: float) -> None:
+        with self._control.begin() as conn:
+            renewed = conn.execute(
+                sa.update(batch_jobs)
+                .where(batch_jobs.c.job_id == job_id, batch_jobs.c.owner == owner)
+                .values(lease_until=utcnow() + dt.timedelta(seconds=lease_seconds))
+            ).rowcount
+        if not renewed:
+            raise LeaseLostError(f"{job_id}: another run took the job over")
+
+    def complete(self, job_id: str, owner: str, report: dict[str, Any]) -> None:
+        """Store the report, close the job and open the next business date, atomically."""
+        now = utcnow()
+        with self._control.begin() as conn:
+            job = conn.execute(
+                sa.select(batch_jobs.c.business_date, batch_jobs.c.owner)
+                .where(batch_jobs.c.job_id == job_id)
+                .with_for_update()
+            ).one()
+            if job.owner != owner:
+                raise LeaseLostError(f"{job_id}: another run took the job over")
+            conn.execute(
+                sa.update(batch_steps)
+                .where(batch_steps.c.job_id == job_id, batch_steps.c.step == domain.REPORT)
+                .values(status="done", started_at=now, finished_at=now)
+            )
+            conn.execute(
+                sa.update(batch_jobs)
+                .where(batch_jobs.c.job_id == job_id)
+                .values(status="completed", finished_at=now, report=report, lease_until=None)
+            )
+            next_date = job.business_date + dt.timedelta(days=1)
+            conn.execute(sa.delete(business_date_table).where(business_date_table.c.id == 1))
+            conn.execute(
+                sa.insert(business_date_table).values(id=1, business_date=next_date, updated_at=now)
+            )
+
+    def fail(self, job_id: str, owner: str, error: str) -> None:
+        with self._control.begin() as conn:
+            conn.execute(
+                sa.update(batch_jobs)
+                .where(batch_jobs.c.job_id == job_id, batch_jobs.c.owner == owner)
+                .values(status="failed", error=error[:2000], lease_until=None)
+            )
+
+    # ------------------------------------------------------------------ steps
+
+    def step_status(self, job_id: str, step: str) -> str:
+        with self._control.connect() as conn:
+            return str(
+                conn.execute(
+                    sa.select(batch_steps.c.status).where(
+                        batch_steps.c.job_id == job_id, batch_steps.c.step == step
+                    )
+                ).scalar_one()
+            )
+
+    def set_step(self, job_id: str, step: str, status: str) -> None:
+        now = utcnow()
+        values: dict[str, Any] = {"status": status}
+        if status == "running":
+            values["started_at"] = now
+        if status in ("done", "failed"):
+            values["finished_at"] = now
+        with self._control.begin() as conn:
+            conn.execute(
+                sa.update(batch_steps)
+                .where(batch_steps.c.job_id == job_id, batch_steps.c.step == step)
+                .values(**values)
+            )
+
+    # ------------------------------------------------------------------ partitions
+
+    def partitions(self, job_id: str, step: str | None = None) -> list[Partition]:
+        p = batch_partitions
+        query = (
+            sa.select(p).where(p.c.job_id == job_id).order_by(p.c.step, p.c.bucket_lo, p.c.shard)
+        )
+        if step is not None:
+            query = query.where(p.c.step == step)
+        with self._control.connect() as conn:
+            return [_partition(row) for row in conn.execute(query)]
+
+    def _where(self, key: tuple[str, str, int, int]) -> sa.ColumnElement[bool]:
+        p = batch_partitions
+        job_id, step, shard, bucket_lo = key
+        return sa.and_(
+            p.c.job_id == job_id, p.c.step == step, p.c.shard == shard, p.c.bucket_lo == bucket_lo
+        )
+
+    def mark_dispatched(self, keys: Sequence[tuple[str, str, int, int]]) -> None:
+        now = utcnow()
+        with self._control.begin() as conn:
+            for key in keys:
+                conn.execute(
+                    sa.update(batch_partitions)
+                    .where(self._where(key), batch_partitions.c.status != "done")
+                    .values(status="pending", dispatched_at=now, heartbeat_at=None, error=None)
+                )
+
+    def start_partition(self, key: tuple[str, str, int, int]) -> Partition | None:
+        """Claim a partition for execution; None if it is already done."""
+        now = utcnow()
+        with self._control.begin() as conn:
+            started = conn.execute(
+                sa.update(batch_partitions)
+                .where(self._where(key), batch_partitions.c.status != "done")
+                .values(
+                    status="running",
+                    attempts=batch_partitions.c.attempts + 1,
+                    started_at=now,
+                    heartbeat_at=now,
+                )
+            ).rowcount
+            if not started:
+                return None
+            return _partition(
+                conn.execute(sa.select(batch_partitions).where(self._where(key))).one()
+            )
+
+    def progress(self, key: tuple[str, str, int, int], buckets_done: int) -> None:
+        with self._control.begin() as conn:
+            conn.execute(
+                sa.update(batch_partitions)
+                .where(self._where(key), batch_partitions.c.status == "running")
+                .values(buckets_done=buckets_done, heartbeat_at=utcnow())
+            )
+
+    def finish_partition(self, key: tuple[str, str, int, int], totals: BucketResult) -> None:
+        with self._control.begin() as conn:
+            conn.execute(
+                sa.update(batch_partitions)
+                .where(self._where(key))
+                .values(
+                    status="done",
+                    buckets_done=batch_partitions.c.buckets_total,
+                    accounts=totals.accounts,
+                    item_count=totals.items,
+                    amount_fen=totals.amount_fen,
+                    amount_micro=totals.amount_micro,
+                    finished_at=utcnow(),
+                    error=None,
+                )
+            )
+
+    def fail_partition(self, key: tuple[str, str, int, int], error: str) -> None:
+        with self._control.begin() as conn:
+            conn.execute(
+                sa.update(batch_partitions)
+                .where(self._where(key), batch_partitions.c.status != "done")
+                .values(status="failed", error=error[:2000], finished_at=utcnow())
+            )
+
+    # ------------------------------------------------------------------ reading
+
+    def job(self, business_date: dt.date) -> sa.Row[Any] | None:
+        with self._control.connect() as conn:
+            return conn.execute(
+                sa.select(batch_jobs).where(batch_jobs.c.job_id == domain.job_id(business_date))
+            ).first()
+
+    def latest_job(self) -> sa.Row[Any] | None:
+        with self._control.connect() as conn:
+            return conn.execute(
+                sa.select(batch_jobs).order_by(batch_jobs.c.business_date.desc()).limit(1)
+            ).first()
+
+    def steps(self, job_id: str) -> list[sa.Row[Any]]:
+        with self._control.connect() as conn:
+            return list(
+                conn.execute(
+                    sa.select(batch_steps)
+                    .where(batch_steps.c.job_id == job_id)
+                    .order_by(batch_steps.c.seq)
+                ).all()
+            )
+
+    def step_totals(self, job_id: str) -> list[sa.Row[Any]]:
+        """Per step and shard: partitions, accounts, items, money (for the report)."""
+        p = batch_partitions
+        with self._control.connect() as conn:
+            return list(
+                conn.execute(
+                    sa.select(
+                        p.c.step,
+                        p.c.shard,
+                        sa.func.sum(p.c.accounts).label("accounts"),
+                        sa.func.sum(p.c.item_count).label("item_count"),
+                        sa.func.sum(p.c.amount_fen).label("amount_fen"),
+                        sa.func.sum(p.c.amount_micro).label("amount_micro"),
+                        sa.func.min(p.c.started_at).label("started_at"),
+                        sa.func.max(p.c.finished_at).label("finished_at"),
+                    )
+                    .where(p.c.job_id == job_id)
+                    .group_by(p.c.step, p.c.shard)
+                ).all()
+            )

@@ -1,0 +1,290 @@
+"""Use cases: run EOD(D) as a coordinator, execute one partition, simulate N days.
+
+The coordinator claims the job of a date (a lease in the job repository), then for each step
+dispatches the partitions that are not done, and polls the repository until they are: it never
+waits on Celery results, so a lost message or a killed worker shows up as a partition without a
+sign of life for `batch_stall_seconds`, which is simply dispatched again (bucket guards make a
+duplicate execution harmless). When every step is done it writes the report, marks the job
+completed and opens D+1 in one control-database transaction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from cardcore_batch import domain
+from cardcore_batch.ledger_steps import (
+    BucketResult,
+    bucket_results,
+    buckets_with_work,
+    chunks,
+    run_chunk,
+)
+from cardcore_batch.repository import JobRepository, Partition, utcnow
+from cardcore_batch.settings import BatchSettings
+from cardcore_kernel.control import BusinessCalendar
+from cardcore_kernel.db import ShardSet, bucket_map, control_engine
+from cardcore_kernel.money import yuan
+from cardcore_kernel.sharding import BUCKET_COUNT
+
+POLL_SECONDS = 0.25
+PROGRESS_SECONDS = 0.5
+PartitionKey = tuple[str, str, int, int]
+ProgressCallback = Callable[[str, list[Partition]], None]
+
+
+class EodError(RuntimeError):
+    """An EOD request that cannot run (wrong date) or a step that failed for good."""
+
+
+class Executor(Protocol):
+    """Runs partitions somewhere: Celery workers, or eagerly in this process."""
+
+    def dispatch(self, keys: Sequence[PartitionKey]) -> None: ...
+
+
+_shard_sets: dict[tuple[str, ...], ShardSet] = {}
+
+
+def ledger_shards(settings: BatchSettings) -> ShardSet:
+    """The ledger's shard databases (batch's documented exception: it writes ledger tables)."""
+    urls = tuple(settings.shard_url("ledger", n) for n in range(settings.shards))
+    shards = _shard_sets.get(urls)
+    if shards is None:
+        shards = _shard_sets[urls] = ShardSet("ledger", settings, bucket_map(settings))
+    return shards
+
+
+def business_date_of(job_id: str) -> dt.date:
+    return dt.date.fromisoformat(job_id.partition(":")[2])
+
+
+# ---------------------------------------------------------------------------- partition
+
+
+def execute_partition(settings: BatchSettings, key: PartitionKey) -> BucketResult | None:
+    """Run one partition chunk by chunk; None if it was already done. Safe to run twice."""
+    repo = JobRepository(control_engine(settings))
+    partition = repo.start_partition(key)
+    if partition is None:
+        return None
+    job_id, step, shard, _lo = key
+    business_date = business_date_of(job_id)
+    engine = ledger_shards(settings).engine(shard)
+    try:
+        work = buckets_with_work(engine, step, business_date, list(partition.buckets))
+        reported = time.monotonic()
+        done = 0
+        for chunk in chunks(work, settings.batch_chunk_accounts):
+            if run_chunk(engine, step, business_date, chunk) is None:
+                for bucket in chunk:  # partly done by an earlier attempt: bucket by bucket
+                    run_chunk(engine, step, business_date, [bucket])
+            done += len(chunk)
+            if time.monotonic() - reported >= PROGRESS_SECONDS:
+                repo.progress(key, round(done * len(partition.buckets) / len(work)))
+                reported = time.monotonic()
+            if settings.batch_pause_ms:
+                time.sleep(settings.batch_pause_ms / 1000)
+        results = bucket_results(engine, step, business_date, list(partition.buckets))
+        totals = sum(results.values(), BucketResult())
+    except Exception as exc:
+        repo.fail_partition(key, f"{type(exc).__name__}: {exc}")
+        raise
+    repo.finish_partition(key, totals)
+    return totals
+
+
+# ---------------------------------------------------------------------------- coordinator
+
+
+@dataclass
+class EodOutcome:
+    business_date: dt.date
+    already_completed: bool
+    report: dict[str, Any] = field(default_factory=dict)
+
+
+def run_eod(
+    settings: BatchSettings,
+    business_date: dt.date,
+    executor: Executor,
+    on_progress: ProgressCallback | None = None,
+) -> EodOutcome:
+    """Run (or resume) EOD of `business_date`; a completed date is a no-op."""
+    control = control_engine(settings)
+    repo = JobRepository(control)
+    existing = repo.job(business_date)
+    if existing is not None and existing.status == "completed":
+        return EodOutcome(business_date, already_completed=True, report=existing.report or {})
+    open_date = BusinessCalendar(control).current()
+    if business_date != open_date:
+        raise EodError(
+            f"the open business date is {open_date.isoformat()}; EOD can only close the open "
+            f"date, not {business_date.isoformat()}"
+        )
+    mapping = bucket_map(settings)
+    plans = domain.plan_partitions(
+        [mapping.shard_of(b) for b in range(BUCKET_COUNT)], settings.batch_buckets_per_partition
+    )
+    owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+    claim = repo.claim(business_date, owner, settings.batch_lease_seconds, plans)
+    if claim.already_completed:
+        job = repo.job(business_date)
+        return EodOutcome(business_date, True, (job.report if job else None) or {})
+    coordinator = _Coordinator(settings, repo, claim.job_id, owner, executor, on_progress)
+    try:
+        for step in domain.PARTITIONED_STEPS:
+            if repo.step_status(claim.job_id, step) != "done":
+                coordinator.run_step(step)
+        report = build_report(repo, claim.job_id, business_date)
+        repo.complete(claim.job_id, owner, report)
+    except Exception as exc:
+        repo.fail(claim.job_id, owner, f"{type(exc).__name__}: {exc}")
+        raise
+    return EodOutcome(business_date, already_completed=False, report=report)
+
+
+class _Coordinator:
+    def __init__(
+        self,
+        settings: BatchSettings,
+        repo: JobRepository,
+        job_id: str,
+        owner: str,
+        executor: Executor,
+        on_progress: ProgressCallback | None,
+    ) -> None:
+        self.settings = settings
+        self.repo = repo
+        self.job_id = job_id
+        self.owner = owner
+        self.executor = executor
+        self.on_progress = on_progress
+
+    def _dispatch(self, partitions: Sequence[Partition]) -> None:
+        keys = [p.key for p in partitions]
+        self.repo.mark_dispatched(keys)
+        self.executor.dispatch(keys)
+
+    def run_step(self, step: str) -> None:
+        self.repo.set_step(self.job_id, step, "running")
+        self._dispatch([p for p in self.repo.partitions(self.job_id, step) if p.status != "done"])
+        stall = dt.timedelta(seconds=self.settings.batch_stall_seconds)
+        give_up = dt.timedelta(seconds=self.settings.batch_no_worker_seconds)
+        step_started = utcnow()
+        first = True
+        while True:
+            if not first:
+                time.sleep(POLL_SECONDS)
+            first = False
+            self.repo.renew_lease(self.job_id, self.owner, self.settings.batch_lease_seconds)
+            partitions = self.repo.partitions(self.job_id, step)
+            if self.on_progress:
+                self.on_progress(step, partitions)
+            if all(p.status == "done" for p in partitions):
+                self.repo.set_step(self.job_id, step, "done")
+                return
+            failed = [p for p in partitions if p.status == "failed"]
+            for partition in failed:
+                if partition.attempts >= self.settings.batch_max_attempts:
+                    self.repo.set_step(self.job_id, step, "failed")
+                    raise EodError(
+                        f"{step} partition shard {partition.shard} buckets "
+                        f"{partition.bucket_lo}-{partition.bucket_hi} failed "
+                        f"{partition.attempts} times"
+                    )
+            now = utcnow()
+            lives = [p.worked_at for p in partitions if p.worked_at is not None]
+            if now - max([step_started, *lives]) > give_up:
+                raise EodError(
+                    f"{step}: no partition showed a sign of work for {give_up.seconds}s; is a "
+                    "worker consuming the 'batch' queue?"
+                )
+            stalled = self._stalled(partitions, now, stall)
+            if failed or stalled:
+                self._dispatch([*failed, *stalled])
+
+    @staticmethod
+    def _stalled(
+        partitions: list[Partition], now: dt.datetime, stall: dt.timedelta
+    ) -> list[Partition]:
+        """Running partitions whose worker went silent; queued ones only if the step is silent.
+
+        A partition still queued behind others is waiting, not lost; but when no partition of the
+        step has shown a sign of life for `stall`, queued messages are presumed lost too.
+        """
+        silent = [
+            p
+            for p in partitions
+            if p.status == "running" and p.heartbeat_at is not None and now - p.heartbeat_at > stall
+        ]
+        lives = [p.last_sign_of_life for p in partitions if p.last_sign_of_life is not None]
+        if lives and now - max(lives) > stall:
+            silent += [p for p in partitions if p.status == "pending"]
+        return silent
+
+
+def build_report(repo: JobRepository, job_id: str, business_date: dt.date) -> dict[str, Any]:
+    """Counts and money per step and shard, as stored in the job and printed by the CLI."""
+    steps: dict[str, Any] = {step: {"shards": {}} for step in domain.PARTITIONED_STEPS}
+    for row in repo.step_totals(job_id):
+        steps[row.step]["shards"][str(row.shard)] = {
+            "accounts": int(row.accounts or 0),
+            "items": int(row.item_count or 0),
+            "amount_fen": int(row.amount_fen or 0),
+            "amount": yuan(int(row.amount_fen or 0)),
+            "amount_micro": int(row.amount_micro or 0),
+        }
+    for entry in steps.values():
+        shards = entry["shards"].values()
+        total_fen = sum(s["amount_fen"] for s in shards)
+        entry["total"] = {
+            "accounts": sum(s["accounts"] for s in shards),
+            "items": sum(s["items"] for s in shards),
+            "amount_fen": total_fen,
+            "amount": yuan(total_fen),
+            "amount_micro": sum(s["amount_micro"] for s in shards),
+        }
+    return {
+        "business_date": business_date.isoformat(),
+        "next_business_date": (business_date + dt.timedelta(days=1)).isoformat(),
+        "steps": steps,
+    }
+
+
+def simulate(
+    settings: BatchSettings,
+    days: int,
+    executor: Executor,
+    on_progress: ProgressCallback | None = None,
+    on_day: Callable[[EodOutcome], None] | None = None,
+) -> list[EodOutcome]:
+    """N consecutive EODs from the open business date."""
+    calendar = BusinessCalendar(control_engine(settings), ttl_seconds=0)
+    outcomes = []
+    for _ in range(days):
+        outcome = run_eod(settings, calendar.current(), executor, on_progress)
+        outcomes.append(outcome)
+        if on_day:
+            on_day(outcome)
+    return outcomes
+
+
+def job_overview(settings: BatchSettings, business_date: dt.date | None) -> dict[str, Any] | None:
+    """The job of a date (default: the latest) with its steps and partitions, for `status`."""
+    repo = JobRepository(control_engine(settings))
+    job = repo.job(business_date) if business_date else repo.latest_job()
+    if job is None:
+        return None
+    return {
+        "job": job,
+        "steps": repo.steps(job.job_id),
+        "partitions": repo.partitions(job.job_id),
+    }

@@ -1,0 +1,69 @@
+"""`cardcore batch …` as an operator runs it: `eod` as a real process with the real Celery worker
+it starts by default; the other commands in-process through typer's runner (same code path)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import subprocess
+import sys
+
+import pytest
+from batch_testkit import LedgerDriver, new_customer
+from typer.testing import CliRunner
+
+from cardcore_batch.cli import app
+from cardcore_batch.settings import load_batch_settings
+from cardcore_kernel.testing import StackEnv
+
+START = dt.date(2026, 12, 1)
+runner = CliRunner()
+
+
+def batch(*args: str) -> tuple[int, str]:
+    result = runner.invoke(app, list(args), env={"COLUMNS": "200"})
+    return result.exit_code, result.output
+
+
+@pytest.mark.slow
+def test_operator_commands(stack: StackEnv, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CARDCORE_BATCH_BUCKETS_PER_PARTITION", "512")
+    ledger = LedgerDriver(load_batch_settings())
+    ledger.open_business_date(START)
+    customer = new_customer()
+    ledger.open_account(customer, cycle_day=2)
+    ledger.spend(customer, "1000.00", kind="cash")
+
+    code, output = batch("eod", "--date", "2026-13-01")
+    assert code == 2 and "--date" in output
+    code, output = batch("eod", "--date", "2026-12-05")
+    assert code == 1 and "open business date is 2026-12-01" in output
+
+    first = subprocess.run(  # the default: a real Celery worker started for the command
+        [sys.executable, "-m", "cardcore_kernel", "batch", "eod"],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    assert first.returncode == 0, first.stderr
+    assert "EOD 2026-12-01 → opened 2026-12-02" in first.stdout
+    assert "Traceback" not in first.stderr
+    assert ledger.account(customer).accrued_interest_micro == 5_000  # 1000.00 × 0.05 %
+
+    code, output = batch("eod", "--date", "2026-12-01")
+    assert code == 0 and "already completed; nothing to do" in output
+
+    code, output = batch("simulate", "--days", "2", "--inline")
+    assert code == 0, output
+    assert "EOD 2026-12-02: 1 statements, interest 1.00" in output  # 2 days × 0.50
+    assert "EOD 2026-12-03: 0 statements" in output
+    assert ledger.business_date() == dt.date(2026, 12, 4)
+
+    code, output = batch("status", "--once")
+    assert code == 0, output
+    assert "EOD 2026-12-03: completed" in output
+    for step in ("expire_holds", "accrue_interest", "cycle", "delinquency"):
+        assert step in output
+    code, output = batch("status", "--date", "2020-01-01")
+    assert code == 1 and "no EOD job for 2020-01-01" in output
