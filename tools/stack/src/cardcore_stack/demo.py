@@ -20,12 +20,14 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
+from cardcore_kernel.control import BusinessCalendar
+from cardcore_kernel.db import control_engine
 from cardcore_kernel.settings import CardcoreSettings
 from cardcore_stack.loadtest.command import run_loadtest
 from cardcore_stack.loadtest.command import show as show_loadtest
 from cardcore_stack.processes import stack_processes
 from cardcore_stack.runner import wait_ready
-from cardcore_stack.tour import Step, card_lifecycle
+from cardcore_stack.tour import Step, Tour, TourFailed, card_lifecycle
 
 console = Console()
 CARDCORE = [sys.executable, "-m", "cardcore_kernel"]
@@ -82,6 +84,92 @@ def migration_rehearsal(settings: CardcoreSettings, log: Path) -> list[Step]:
     steps.append(Step("dry-run report reconciles", 0, balanced, summary[:150]))
     steps.append(Step("report written", 0, html.exists(), f"{report.name}, {html.name}"))
     return steps
+
+
+def _next_cycle(business_date: dt.date) -> tuple[int, int]:
+    """(cycle day, EODs to run) so that the simulated days cut a statement (cycle days 1-28)."""
+    target = business_date
+    while target.day > 28:
+        target += dt.timedelta(days=1)
+    return target.day, (target - business_date).days + 2
+
+
+def end_of_day(client: httpx.Client, settings: CardcoreSettings, log: Path) -> list[Step]:
+    """An account whose cycle day comes up, a purchase, simulated EODs, then its statement."""
+    cycle_day, days = _next_cycle(BusinessCalendar(control_engine(settings)).current())
+    tour = Tour(client)
+    try:
+        customer = tour.call(
+            "create customer",
+            "POST",
+            "/v1/customers",
+            {"name": "陈静", "id_type": "passport", "id_number": "E7654321", "mobile": None},
+        )
+        account = tour.call(
+            f"open account, cycle day {cycle_day}",
+            "POST",
+            "/v1/accounts",
+            {
+                "customer_id": customer["customer_id"],
+                "product": "classic",
+                "credit_limit": "20000.00",
+                "cycle_day": cycle_day,
+            },
+        )
+        card = tour.call(
+            "issue card",
+            "POST",
+            "/v1/cards",
+            {"account_id": account["account_id"], "role": "primary"},
+        )
+        tour.call("activate card", "POST", f"/v1/cards/{card['card_id']}/activate", expect=200)
+        auth = tour.call(
+            "authorize 1234.56",
+            "POST",
+            "/v1/authorizations",
+            {
+                "pan": card["pan"],
+                "amount": "1234.56",
+                "currency": "CNY",
+                "kind": "purchase",
+                "merchant": {"mcc": "5732", "name": "苏宁易购"},
+            },
+            idempotent=True,
+        )
+        tour.call(
+            "clear 1234.56",
+            "POST",
+            "/v1/clearings",
+            {"authorization_id": auth["authorization_id"], "amount": "1234.56"},
+            idempotent=True,
+        )
+    except (TourFailed, httpx.HTTPError, KeyError) as exc:
+        if not tour.steps or tour.steps[-1].ok:
+            tour.steps.append(Step("error", 0, False, str(exc)[:150]))
+        return tour.steps
+    result = _cardcore(["batch", "simulate", "--days", str(days)], log)
+    tour.steps.append(
+        Step(
+            f"batch simulate --days {days}",
+            result.returncode,
+            result.returncode == 0,
+            f"exit {result.returncode}",
+        )
+    )
+    if result.returncode != 0:
+        return tour.steps
+    response = client.get(f"/v1/accounts/{account['account_id']}/statements")
+    cut = response.json() if response.status_code == 200 else []
+    detail = ", ".join(f"{k}={v}" for k, v in cut[0].items()) if cut else response.text[:150]
+    tour.steps.append(
+        Step(
+            "statement cut",
+            response.status_code,
+            len(cut) == 1 and cut[0]["statement_balance"] == "1234.56",
+            detail,
+        )
+    )
+    return tour.steps
 
 
 def short_load_test(settings: CardcoreSettings, api_key: str) -> list[Step]:
@@ -141,6 +229,7 @@ def run_demo(settings: CardcoreSettings, api_key: str) -> int:
         headers = {"Authorization": f"Bearer {api_key}"}
         with httpx.Client(base_url=settings.gateway_url, headers=headers, timeout=10) as client:
             sections.append(("Card life cycle through the gateway", card_lifecycle(client).steps))
+            sections.append(("End of day", end_of_day(client, settings, tasks_log)))
         sections.append(("Migration rehearsal", migration_rehearsal(settings, tasks_log)))
         sections.append(
             ("Short load test (15 s) and invariants", short_load_test(settings, api_key))
