@@ -37,18 +37,25 @@ app.add_typer(db_app, name="db")
 console = Console()
 
 
+EnvFileOption = Annotated[
+    Path | None,
+    typer.Option("--env-file", help="Settings file (KEY=VALUE lines) for this stack."),
+]
+
+
+def use_env_file(env_file: Path | None) -> None:
+    """Make this process and every process it starts read `env_file` (see settings)."""
+    if env_file is None:
+        return
+    if not env_file.is_file():
+        raise typer.BadParameter(f"no such file: {env_file}", param_hint="--env-file")
+    os.environ["CARDCORE_ENV_FILE"] = str(env_file.resolve())
+    get_settings.cache_clear()
+
+
 @app.callback()
-def main(
-    env_file: Annotated[
-        Path | None,
-        typer.Option("--env-file", help="Settings file (KEY=VALUE lines) for this stack."),
-    ] = None,
-) -> None:
-    if env_file is not None:
-        if not env_file.is_file():
-            raise typer.BadParameter(f"no such file: {env_file}", param_hint="--env-file")
-        os.environ["CARDCORE_ENV_FILE"] = str(env_file.resolve())
-        get_settings.cache_clear()
+def main(env_file: EnvFileOption = None) -> None:
+    use_env_file(env_file)
 
 
 @db_app.command("upgrade")

@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from cardcore_kernel.cli import EnvFileOption, use_env_file
 from cardcore_kernel.settings import get_settings
 from cardcore_stack.demo import run_demo
 from cardcore_stack.processes import dev_api_key
@@ -19,8 +20,9 @@ ApiKeyOption = Annotated[
 
 def register(app: typer.Typer) -> None:
     @app.command("up")
-    def up(api_key: ApiKeyOption = None) -> None:
+    def up(api_key: ApiKeyOption = None, env_file: EnvFileOption = None) -> None:
         """Start every service as a local process (Ctrl-C stops all)."""
+        use_env_file(env_file)
         settings = get_settings()
         try:
             upgrade_all(settings)
@@ -30,7 +32,8 @@ def register(app: typer.Typer) -> None:
         raise typer.Exit(run_stack(settings, dev_api_key(settings, api_key)))
 
     @app.command("demo")
-    def demo(api_key: ApiKeyOption = None) -> None:
+    def demo(api_key: ApiKeyOption = None, env_file: EnvFileOption = None) -> None:
         """Start the stack, drive a scripted tour through the gateway, stop; 0 if all passed."""
+        use_env_file(env_file)
         settings = get_settings()
         raise typer.Exit(run_demo(settings, dev_api_key(settings, api_key)))
