@@ -43,6 +43,7 @@ def test_demo_runs_every_step_and_exits_zero(tmp_path):
         "authorize 100.00",
         "balance 50.00, available 9950.00",
         "migration dry run",
+        "migration verify",
         "statement cut",
         "every approval recorded exactly once",
     ):

@@ -35,7 +35,7 @@ legacy_app = typer.Typer(
     help="The legacy CCS database: schema and seeded data.", no_args_is_help=True
 )
 migrate_app = typer.Typer(
-    help="Migration runs off CCS: dry run, worker, status.", no_args_is_help=True
+    help="Migration runs off CCS: dry run, apply, verify, worker, status.", no_args_is_help=True
 )
 console = Console()
 err = Console(stderr=True)
@@ -253,9 +253,17 @@ def _row(row: Any) -> dict[str, Any]:
     return dict(row._mapping)
 
 
-def _write_report(repo: Any, run_id: str, json_path: Path, html_path: Path) -> dict[str, Any]:
+def _write_report(
+    repo: Any,
+    run_id: str,
+    json_path: Path,
+    html_path: Path,
+    reconciliation: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     run = repo.run(run_id)
     report = build_report(_row(run), [_row(c) for c in repo.chunks(run_id)])
+    if reconciliation is not None:
+        report["reconciliation"] = reconciliation
     json_path.parent.mkdir(parents=True, exist_ok=True)
     json_path.write_text(json.dumps(report, ensure_ascii=False, indent=2))
     html_path.parent.mkdir(parents=True, exist_ok=True)
@@ -263,33 +271,37 @@ def _write_report(repo: Any, run_id: str, json_path: Path, html_path: Path) -> d
     return report
 
 
-@migrate_app.command("dry-run")
-def migrate_dry_run(
-    as_of: Annotated[str, typer.Option("--as-of", help="Business date YYYY-MM-DD.")],
-    report: Annotated[Path | None, typer.Option("--report", help="JSON report path.")] = None,
-    html: Annotated[Path | None, typer.Option("--html", help="HTML report path.")] = None,
-    chunk_rows: Annotated[int | None, typer.Option("--chunk-rows", min=100)] = None,
-    local_worker: Annotated[
-        bool | None,
-        typer.Option(
-            "--local-worker/--no-local-worker",
-            help="Start a worker for this run (default: only with the embedded broker).",
-        ),
-    ] = None,
-    timeout: Annotated[float, typer.Option("--timeout", help="Give up after seconds.")] = 3600,
+ChunkRowsOption = Annotated[int | None, typer.Option("--chunk-rows", min=100)]
+LocalWorkerOption = Annotated[
+    bool | None,
+    typer.Option(
+        "--local-worker/--no-local-worker",
+        help="Start a worker for this run (default: only with the embedded broker).",
+    ),
+]
+TimeoutOption = Annotated[float, typer.Option("--timeout", help="Give up after seconds.")]
+
+
+def _execute(
+    mode: str,
+    as_of: str,
+    report: Path | None,
+    html: Path | None,
+    chunk_rows: int | None,
+    local_worker: bool | None,
+    timeout: float,
 ) -> None:
-    """Read all of CCS, transform and check every record, write nothing; report."""
+    """Plan a run of `mode`, drive its phases to the end, write the report (and reconcile)."""
     as_of_date = parse_as_of(as_of)
     config = settings()
     ctx = _prepare(config)
+    targets = _check_target(config, ctx) if mode == "apply" else None
     from cardcore_migration import pipeline
     from cardcore_migration.worker import celery_app, configure, enqueue
 
     configure(celery_app, config)
     console.print("planning: watermarks, chunks, C06/T06 duplicate scans …")
-    run_id = pipeline.plan_run(
-        ctx, as_of_date, "dry-run", chunk_rows or config.migration_chunk_rows
-    )
+    run_id = pipeline.plan_run(ctx, as_of_date, mode, chunk_rows or config.migration_chunk_rows)
     out_dir = config.data_path / "migration" / run_id
     start_worker = (
         config.celery_broker_url.startswith("sqla+") if local_worker is None else local_worker
@@ -305,15 +317,123 @@ def migrate_dry_run(
     finally:
         if worker is not None:
             _stop_worker(worker)
-    result = _write_report(
-        ctx.repo, run_id, report or out_dir / "report.json", html or out_dir / "report.html"
-    )
+    reconciliation = None
+    if targets is not None and run.status == "completed":
+        from cardcore_migration.reconcile import reconcile
+
+        reconciliation = reconcile(ctx, *targets, run_id)
+    json_path, html_path = report or out_dir / "report.json", html or out_dir / "report.html"
+    result = _write_report(ctx.repo, run_id, json_path, html_path, reconciliation)
     _summary(result)
-    console.print(
-        f"report: {report or out_dir / 'report.json'}  html: {html or out_dir / 'report.html'}"
-    )
+    console.print(f"report: {json_path}  html: {html_path}")
     if run.status != "completed":
         raise fail(f"run {run_id} {run.status}: {run.error}")
+    if reconciliation is not None:
+        _print_reconciliation(reconciliation)
+        if not reconciliation["ok"]:
+            raise fail(f"run {run_id}: reconciliation found mismatches")
+
+
+def _check_target(config: MigrationSettings, ctx: Any) -> tuple[Any, Any]:
+    """Every accounts and ledger shard reachable, with the tables the loader writes."""
+    from cardcore_kernel.db import ShardSet
+
+    needed = {
+        "accounts": ("customers", "accounts", "cards"),
+        "ledger": (
+            "ledger_accounts",
+            "ledger_cards",
+            "postings",
+            "journal_entries",
+            "authorizations",
+            "statements",
+            "legacy_transactions",
+        ),
+    }
+    sets = []
+    for service, tables in needed.items():
+        shards = ShardSet(service, config, ctx.bucket_map)
+        for shard, engine in shards.all():
+            try:
+                present = set(sa.inspect(engine).get_table_names())
+            except sa.exc.SQLAlchemyError as exc:
+                raise fail(
+                    f"target {service} shard {shard} unreachable: {type(exc).__name__}: "
+                    f"{getattr(exc, 'orig', exc)}"
+                ) from None
+            missing = [t for t in tables if t not in present]
+            if missing:
+                raise fail(
+                    f"target {service} shard {shard} lacks {', '.join(missing)}: "
+                    "run `cardcore db upgrade` first"
+                )
+        sets.append(shards)
+    return sets[0], sets[1]
+
+
+def _print_reconciliation(result: dict[str, Any]) -> None:
+    table = Table(
+        "check", "result", "first mismatches", title=f"reconciliation of {result['run_id']}"
+    )
+    for name, check in result["checks"].items():
+        verdict = (
+            "[green]ok[/]" if check["ok"] else f"[red]{check['mismatch_count']} mismatch(es)[/]"
+        )
+        table.add_row(name, verdict, "\n".join(check["mismatches"][:5]))
+    console.print(table)
+
+
+@migrate_app.command("dry-run")
+def migrate_dry_run(
+    as_of: Annotated[str, typer.Option("--as-of", help="Business date YYYY-MM-DD.")],
+    report: Annotated[Path | None, typer.Option("--report", help="JSON report path.")] = None,
+    html: Annotated[Path | None, typer.Option("--html", help="HTML report path.")] = None,
+    chunk_rows: ChunkRowsOption = None,
+    local_worker: LocalWorkerOption = None,
+    timeout: TimeoutOption = 3600,
+) -> None:
+    """Read all of CCS, transform and check every record, write nothing; report."""
+    _execute("dry-run", as_of, report, html, chunk_rows, local_worker, timeout)
+
+
+@migrate_app.command("apply")
+def migrate_apply(
+    as_of: Annotated[str, typer.Option("--as-of", help="Business date YYYY-MM-DD.")],
+    report: Annotated[Path | None, typer.Option("--report", help="JSON report path.")] = None,
+    html: Annotated[Path | None, typer.Option("--html", help="HTML report path.")] = None,
+    chunk_rows: ChunkRowsOption = None,
+    local_worker: LocalWorkerOption = None,
+    timeout: TimeoutOption = 3600,
+) -> None:
+    """Migrate CCS into the card-core shards (idempotent), report, and reconcile."""
+    _execute("apply", as_of, report, html, chunk_rows, local_worker, timeout)
+
+
+@migrate_app.command("verify")
+def migrate_verify(
+    run_id: Annotated[
+        str | None, typer.Option("--run", help="An apply run id (default: the latest).")
+    ] = None,
+) -> None:
+    """Reconcile an apply run against the target: counts, balances, journal, holds, digests."""
+    config = settings()
+    ctx = _prepare(config)
+    run = ctx.repo.run(run_id) if run_id else ctx.repo.latest_run(mode="apply")
+    if run is None or run.mode != "apply":
+        raise fail(f"no apply run {run_id}" if run_id else "no apply run yet")
+    if run.status != "completed":
+        raise fail(f"run {run.run_id} is {run.status}, not completed: nothing to verify")
+    accounts, ledger = _check_target(config, ctx)
+    from cardcore_migration.reconcile import reconcile
+
+    result = reconcile(ctx, accounts, ledger, run.run_id)
+    _print_reconciliation(result)
+    if not result["ok"]:
+        first = [m for c in result["checks"].values() for m in c["mismatches"]][:10]
+        for line in first:
+            err.print(f"mismatch: {line}")
+        raise fail(f"run {run.run_id}: reconciliation found mismatches")
+    console.print(f"[green]✓[/] run {run.run_id} reconciles with the target")
 
 
 @migrate_app.command("worker")

@@ -212,7 +212,7 @@ def _fingerprints(ctx: PipelineContext, pans: pl.Series) -> pl.Series:
     return stripped.replace_strict(mapping, default=None, return_dtype=pl.String)
 
 
-def _judge(ctx: PipelineContext, run: Any, entity: str, raw: pl.DataFrame) -> pl.DataFrame:
+def judge(ctx: PipelineContext, run: Any, entity: str, raw: pl.DataFrame) -> pl.DataFrame:
     if entity == "customer":
         duplicates = ctx.lookup(run.run_id, CERT_DUPLICATES)["key"]
         judged = rules.judge_customers(raw, duplicates)
@@ -236,14 +236,12 @@ def _judge(ctx: PipelineContext, run: Any, entity: str, raw: pl.DataFrame) -> pl
     accounts = ctx.lookup(run.run_id, "account")
     if entity == "card":
         judged = rules.judge_cards(raw, accounts, customers, run.as_of)
-        return (
-            judged.with_columns(
-                _fingerprints(ctx, judged["pan"]).alias("card_key"),
-                pl.col("pan").map_elements(mask_pan, return_dtype=pl.String).alias("display_key"),
-            )
-            .with_columns(pl.col("card_key").alias("key"))
-            .drop("pan")
-        )
+        return judged.with_columns(
+            _fingerprints(ctx, judged["pan"]).alias("card_key"),
+            pl.col("pan").map_elements(mask_pan, return_dtype=pl.String).alias("display_key"),
+        ).with_columns(
+            pl.col("card_key").alias("key")
+        )  # `pan` stays for the apply sink, which seals it; findings and look-ups never take it
     cards = ctx.lookup(run.run_id, "card")
     if entity == "statement":
         judged = rules.judge_statements(raw, accounts)
@@ -326,7 +324,7 @@ def run_chunk(ctx: PipelineContext, chunk_id: int) -> dict[str, Any] | None:
         "authorization": run.watermark_auth_id,
     }.get(chunk.entity)
     raw = ccs.read_chunk(ctx.source, chunk.entity, chunk.key_lo, chunk.key_hi, watermark)
-    judged = _judge(ctx, run, chunk.entity, raw)
+    judged = judge(ctx, run, chunk.entity, raw)
     shard_of_bucket = ctx.shard_table()
     result = summarize(chunk.entity, judged, shard_of_bucket)
     migrated = judged.filter(~pl.col("rejected")).with_columns(
@@ -336,7 +334,7 @@ def run_chunk(ctx: PipelineContext, chunk_id: int) -> dict[str, Any] | None:
     )
     sink = ctx.sinks[run.mode]
     for (shard,), records in migrated.partition_by("shard", as_dict=True).items():
-        sink.write(chunk.entity, int(shard), records)
+        sink.write(chunk.entity, int(shard), records, run.as_of)
     lookup = None
     if chunk.entity in ("customer", "account", "card"):
         columns = ["key", "rejected"] + (["bucket"] if chunk.entity == "account" else [])

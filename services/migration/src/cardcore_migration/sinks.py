@@ -1,25 +1,200 @@
 """Where transformed records go: the load stage of the pipeline, behind one small interface.
 
 A dry run uses `DryRunSink` (writes nothing, so a dry run and a real run share every other
-step and judge alike); the apply sink that loads the card-core shards plugs in here later.
+step and judge alike). `ApplySink` is the privileged bulk loader of a real run - the one
+exception to database-per-service: it writes the accounts and ledger shards (and the kernel's
+PAN directory) directly, leaving exactly the rows those services would hold had they created
+the records themselves (see `domain/target.py` for the rows, the ledger's tables.py docstring for
+the legacy-load contract).
+
+Loading, per entity, shard and service database, in ONE transaction:
+1. a temporary staging table with the target's columns is filled in bulk - PostgreSQL `COPY`
+   (psycopg 3 `cursor.copy`), SQLite one `executemany`;
+2. staged rows whose key the target already holds are deleted from staging (a re-run of a chunk,
+   a second apply of the same data, a redelivered task: nothing is loaded twice);
+3. `INSERT INTO target SELECT … FROM staging`, plus what depends on exactly those rows (the open
+   holds added to `ledger_accounts`, journal entries of new opening postings).
+So a chunk either loaded all its rows on a shard or none, and loading it again changes nothing.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import threading
+import uuid
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 import polars as pl
+import sqlalchemy as sa
+
+from cardcore_accounts import tables as accounts_tables
+from cardcore_kernel.control import pan_directory_table
+from cardcore_kernel.db import ShardSet, control_engine
+from cardcore_kernel.pan import PanVault
+from cardcore_kernel.settings import CardcoreSettings
+from cardcore_kernel.sharding import BucketMap
+from cardcore_ledger import tables as ledger_tables
+from cardcore_migration.domain import target
+
+AfterLoad = Callable[[sa.Connection, sa.Table], None]
 
 
 class Sink(Protocol):
     mode: str
 
-    def write(self, entity: str, shard: int, records: pl.DataFrame) -> None:
+    def write(self, entity: str, shard: int, records: pl.DataFrame, as_of: dt.date) -> None:
         """Load the migrated `records` of `entity` that live on `shard` (idempotently)."""
 
 
 class DryRunSink:
     mode = "dry-run"
 
-    def write(self, entity: str, shard: int, records: pl.DataFrame) -> None:
+    def write(self, entity: str, shard: int, records: pl.DataFrame, as_of: dt.date) -> None:
         return None
+
+
+def _staging_table(table: sa.Table, columns: Sequence[str]) -> sa.Table:
+    name = f"stg_{table.name}_{uuid.uuid4().hex[:8]}"
+    return sa.Table(
+        name,
+        sa.MetaData(),
+        *(sa.Column(c, table.c[c].type) for c in columns),
+        prefixes=["TEMPORARY"],
+    )
+
+
+def _fill(conn: sa.Connection, staging: sa.Table, rows: pl.DataFrame) -> None:
+    columns = list(rows.columns)
+    if conn.dialect.name == "postgresql":
+        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        names = ", ".join(f'"{c}"' for c in columns)
+        with cursor, cursor.copy(f'COPY "{staging.name}" ({names}) FROM STDIN') as copy:
+            for row in rows.iter_rows():
+                copy.write_row(row)
+    else:
+        conn.execute(staging.insert(), rows.to_dicts())
+
+
+def load(
+    conn: sa.Connection,
+    table: sa.Table,
+    rows: pl.DataFrame,
+    keys: Sequence[str],
+    after: AfterLoad | None = None,
+) -> int:
+    """Insert `rows` into `table` except those whose `keys` it already holds; rows inserted."""
+    if rows.is_empty():
+        return 0
+    staging = _staging_table(table, rows.columns)
+    staging.create(conn)
+    try:
+        _fill(conn, staging, rows)
+        already = sa.select(sa.literal(1)).where(*(table.c[k] == staging.c[k] for k in keys))
+        conn.execute(sa.delete(staging).where(already.exists()))
+        columns = [table.c[c] for c in rows.columns]
+        inserted = conn.execute(
+            sa.insert(table).from_select(columns, sa.select(*staging.c))
+        ).rowcount
+        if after is not None:
+            after(conn, staging)
+    finally:
+        staging.drop(conn)
+    return int(inserted or 0)
+
+
+def _add_open_holds(conn: sa.Connection, staging: sa.Table) -> None:
+    """Holds of the authorizations just inserted (only those) go into their accounts' totals."""
+    accounts = ledger_tables.ledger_accounts
+    mine = staging.c.account_id == accounts.c.account_id
+    open_hold = staging.c.hold_state == "open"
+
+    def held(*extra: sa.ColumnElement[bool]) -> sa.ScalarSelect[int]:
+        return (
+            sa.select(sa.func.coalesce(sa.func.sum(staging.c.hold_amount), 0))
+            .where(mine, open_hold, *extra)
+            .scalar_subquery()
+        )
+
+    conn.execute(
+        sa.update(accounts)
+        .where(accounts.c.account_id.in_(sa.select(staging.c.account_id).where(open_hold)))
+        .values(
+            open_holds=accounts.c.open_holds + held(),
+            open_cash_holds=accounts.c.open_cash_holds + held(staging.c.kind == "cash"),
+        )
+    )
+
+
+class ApplySink:
+    """Loads migrated records into the accounts and ledger shards (and the PAN directory)."""
+
+    mode = "apply"
+
+    def __init__(self, settings: CardcoreSettings, vault: PanVault, bucket_map: BucketMap) -> None:
+        self.accounts = ShardSet("accounts", settings, bucket_map)
+        self.ledger = ShardSet("ledger", settings, bucket_map)
+        self.control = control_engine(settings)
+        self.vault = vault
+        self._lock = threading.Lock()
+
+    def write(self, entity: str, shard: int, records: pl.DataFrame, as_of: dt.date) -> None:
+        now = dt.datetime.now(dt.UTC)
+        if entity == "customer":
+            with self.accounts.engine(shard).begin() as conn:
+                load(
+                    conn, accounts_tables.customers, target.customers(records, now), ["legacy_key"]
+                )
+        elif entity == "account":
+            self._accounts(shard, records, as_of, now)
+        elif entity == "card":
+            self._cards(shard, records, as_of, now)
+        elif entity == "transaction":
+            rows = target.legacy_transactions(records, now)
+            with self.ledger.engine(shard).begin() as conn:
+                load(conn, ledger_tables.legacy_transactions, rows, ["txn_seq"])
+        elif entity == "authorization":
+            rows = target.authorizations(records, as_of)
+            with self.ledger.engine(shard).begin() as conn:
+                load(conn, ledger_tables.authorizations, rows, ["legacy_key"], _add_open_holds)
+        elif entity == "statement":
+            rows = target.statements(records, now)
+            with self.ledger.engine(shard).begin() as conn:
+                load(conn, ledger_tables.statements, rows, ["account_id", "statement_date"])
+        else:
+            raise ValueError(f"unknown entity {entity!r}")
+
+    def _accounts(
+        self, shard: int, records: pl.DataFrame, as_of: dt.date, now: dt.datetime
+    ) -> None:
+        with self.accounts.engine(shard).begin() as conn:
+            rows = target.service_accounts(records, now)
+            load(conn, accounts_tables.accounts, rows, ["legacy_key"])
+        postings, entries = target.opening_postings(records, as_of, now)
+        with self.ledger.engine(shard).begin() as conn:
+            load(
+                conn,
+                ledger_tables.ledger_accounts,
+                target.ledger_accounts(records, now),
+                ["legacy_key"],
+            )
+            load(conn, ledger_tables.postings, postings, ["legacy_key"])
+            # a posting's entries are loaded together with it, so "has entries" means "loaded"
+            load(conn, ledger_tables.journal_entries, entries, ["posting_id"])
+
+    def _cards(self, shard: int, records: pl.DataFrame, as_of: dt.date, now: dt.datetime) -> None:
+        rows = target.service_cards(records, as_of, now)
+        sealed = [
+            self.vault.encrypt(pan, card_id)
+            for pan, card_id in zip(
+                records["pan"].to_list(), rows["card_id"].to_list(), strict=True
+            )
+        ]
+        service_rows = rows.with_columns(pl.Series("pan_ciphertext", sealed, dtype=pl.String))
+        with self.accounts.engine(shard).begin() as conn:
+            load(conn, accounts_tables.cards, service_rows, ["legacy_key"])
+        with self.ledger.engine(shard).begin() as conn:
+            load(conn, ledger_tables.ledger_cards, target.ledger_cards(rows, now), ["legacy_key"])
+        directory = rows.select("pan_hmac", "card_id", "bucket", pl.lit(now).alias("created_at"))
+        with self.control.begin() as conn:
+            load(conn, pan_directory_table, directory, ["pan_hmac"])

@@ -24,7 +24,7 @@ from cardcore_migration import pipeline
 from cardcore_migration.adapters.control import ControlRepository
 from cardcore_migration.config import MigrationSettings, get_migration_settings
 from cardcore_migration.legacy.store import legacy_engine
-from cardcore_migration.sinks import DryRunSink
+from cardcore_migration.sinks import ApplySink, DryRunSink
 
 QUEUE = "cardcore-migration"
 MAX_RETRIES = 3
@@ -77,12 +77,14 @@ def worker_context() -> pipeline.PipelineContext:
 
 
 def build_context(settings: MigrationSettings) -> pipeline.PipelineContext:
+    vault = PanVault(*settings.pan_keys())
+    shards = bucket_map(settings)
     return pipeline.PipelineContext(
         repo=ControlRepository(control_engine(settings)),
         source=legacy_engine(settings.legacy_url),
-        vault=PanVault(*settings.pan_keys()),
-        bucket_map=bucket_map(settings),
-        sinks={"dry-run": DryRunSink()},
+        vault=vault,
+        bucket_map=shards,
+        sinks={"dry-run": DryRunSink(), "apply": ApplySink(settings, vault, shards)},
     )
 
 

@@ -36,6 +36,10 @@ idempotency_keys — (scope, key) of every money-moving request that carried an 
 
 statements — one row per account and statement date; the batch service writes them.
 
+legacy_transactions — the posted history migrated from CCS (CCS_TXN, keyed by TXN_SEQ), read-only
+    and outside the journal: the opening posting already carries the balance that history built,
+    so the history is kept for display and disputes and is never summed into a balance.
+
 How batch and migration must write (so the invariants above keep holding):
 - Interest / fees / late fees: INSERT a postings row (type interest|fee|late_fee, direction D) and
   its journal_entries (component interest or fees; if credit_balance > 0, first a 'credit' entry
@@ -240,6 +244,28 @@ idempotency_keys = sa.Table(
     sa.Column("response_body", sa.JSON, nullable=True),
     _timestamp("created_at"),
     sa.Index("ix_idempotency_keys_created", "created_at"),
+)
+
+legacy_transactions = sa.Table(
+    "legacy_transactions",
+    metadata,
+    sa.Column("txn_seq", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("account_id", sa.String(40), nullable=False),
+    sa.Column("card_pan_hmac", sa.String(64), nullable=True),
+    sa.Column("txn_code", sa.String(4), nullable=False),
+    sa.Column("direction", sa.String(1), nullable=False),
+    _fen("amount", default=None),
+    sa.Column("txn_date", sa.Date, nullable=False),
+    sa.Column("txn_time", sa.String(6), nullable=True),
+    sa.Column("post_date", sa.Date, nullable=False),
+    sa.Column("mcc", sa.String(4), nullable=True),
+    sa.Column("merchant_name", sa.String(80), nullable=True),
+    sa.Column("auth_code", sa.String(6), nullable=True),
+    sa.Column("ref_no", sa.String(23), nullable=True),
+    _timestamp("loaded_at"),
+    sa.CheckConstraint("direction IN ('D', 'C')", name="ck_legacy_transactions_direction"),
+    sa.CheckConstraint("amount > 0", name="ck_legacy_transactions_amount_positive"),
+    sa.Index("ix_legacy_transactions_account_post_date", "account_id", "post_date"),
 )
 
 statements = sa.Table(

@@ -65,11 +65,12 @@ class ControlRepository:
                 sa.select(migration_run).where(migration_run.c.run_id == run_id)
             ).first()
 
-    def latest_run(self) -> sa.Row[Any] | None:
+    def latest_run(self, mode: str | None = None) -> sa.Row[Any] | None:
+        query = sa.select(migration_run).order_by(migration_run.c.created_at.desc()).limit(1)
+        if mode is not None:
+            query = query.where(migration_run.c.mode == mode)
         with self.engine.connect() as conn:
-            return conn.execute(
-                sa.select(migration_run).order_by(migration_run.c.created_at.desc()).limit(1)
-            ).first()
+            return conn.execute(query).first()
 
     def move_phase(self, run_id: str, from_phase: int, to_phase: int) -> bool:
         """Atomically advance the run one phase; False if another process already did."""
