@@ -120,50 +120,13 @@ def end_of_day(client: httpx.Client, settings: CardcoreSettings, log: Path) -> l
     cycle_day, days = _next_cycle(BusinessCalendar(control_engine(settings)).current())
     tour = Tour(client)
     try:
-        customer = tour.call(
-            "create customer",
-            "POST",
-            "/v1/customers",
+        account, card = tour.open_card(
             {"name": "陈静", "id_type": "passport", "id_number": "E7654321", "mobile": None},
+            product="classic",
+            credit_limit="20000.00",
+            cycle_day=cycle_day,
         )
-        account = tour.call(
-            f"open account, cycle day {cycle_day}",
-            "POST",
-            "/v1/accounts",
-            {
-                "customer_id": customer["customer_id"],
-                "product": "classic",
-                "credit_limit": "20000.00",
-                "cycle_day": cycle_day,
-            },
-        )
-        card = tour.call(
-            "issue card",
-            "POST",
-            "/v1/cards",
-            {"account_id": account["account_id"], "role": "primary"},
-        )
-        tour.call("activate card", "POST", f"/v1/cards/{card['card_id']}/activate", expect=200)
-        auth = tour.call(
-            "authorize 1234.56",
-            "POST",
-            "/v1/authorizations",
-            {
-                "pan": card["pan"],
-                "amount": "1234.56",
-                "currency": "CNY",
-                "kind": "purchase",
-                "merchant": {"mcc": "5732", "name": "苏宁易购"},
-            },
-            idempotent=True,
-        )
-        tour.call(
-            "clear 1234.56",
-            "POST",
-            "/v1/clearings",
-            {"authorization_id": auth["authorization_id"], "amount": "1234.56"},
-            idempotent=True,
-        )
+        tour.purchase(card, "1234.56", "5732", "苏宁易购")
     except (TourFailed, httpx.HTTPError, KeyError) as exc:
         if not tour.steps or tour.steps[-1].ok:
             tour.steps.append(Step("error", 0, False, str(exc)[:150]))

@@ -59,6 +59,55 @@ class Tour:
         if not condition:
             raise TourFailed(name, 0, {"detail": detail})
 
+    def open_card(
+        self, customer: dict[str, Any], *, product: str, credit_limit: str, cycle_day: int
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """customer → account → primary card → activate; returns (account, card with its PAN)."""
+        created = self.call("create customer", "POST", "/v1/customers", customer)
+        account = self.call(
+            "open account",
+            "POST",
+            "/v1/accounts",
+            {
+                "customer_id": created["customer_id"],
+                "product": product,
+                "credit_limit": credit_limit,
+                "cycle_day": cycle_day,
+            },
+        )
+        card = self.call(
+            "issue card",
+            "POST",
+            "/v1/cards",
+            {"account_id": account["account_id"], "role": "primary"},
+        )
+        self.call("activate card", "POST", f"/v1/cards/{card['card_id']}/activate", expect=200)
+        return account, card
+
+    def purchase(self, card: dict[str, Any], amount: str, mcc: str, merchant: str) -> None:
+        """Authorize a purchase (it must be approved), then clear it in full."""
+        auth = self.call(
+            f"authorize {amount}",
+            "POST",
+            "/v1/authorizations",
+            {
+                "pan": card["pan"],
+                "amount": amount,
+                "currency": "CNY",
+                "kind": "purchase",
+                "merchant": {"mcc": mcc, "name": merchant},
+            },
+            idempotent=True,
+        )
+        self.check("approved", auth.get("status") == "approved", f"status={auth.get('status')}")
+        self.call(
+            f"clear {amount}",
+            "POST",
+            "/v1/clearings",
+            {"authorization_id": auth["authorization_id"], "amount": amount},
+            idempotent=True,
+        )
+
 
 class TourFailed(Exception):
     def __init__(self, step: str, status: int, payload: dict[str, Any]) -> None:
@@ -77,56 +126,18 @@ def card_lifecycle(client: httpx.Client) -> Tour:
     repay 50.00 → balance 50.00, available 9950.00."""
     tour = Tour(client)
     try:
-        customer = tour.call(
-            "create customer",
-            "POST",
-            "/v1/customers",
+        account, card = tour.open_card(
             {
                 "name": "王小明",
                 "id_type": "resident_id",
                 "id_number": "11010519491231002X",
                 "mobile": "+86 138-0013-8000",
             },
+            product="gold",
+            credit_limit="10000.00",
+            cycle_day=5,
         )
-        account = tour.call(
-            "open account",
-            "POST",
-            "/v1/accounts",
-            {
-                "customer_id": customer["customer_id"],
-                "product": "gold",
-                "credit_limit": "10000.00",
-                "cycle_day": 5,
-            },
-        )
-        card = tour.call(
-            "issue card",
-            "POST",
-            "/v1/cards",
-            {"account_id": account["account_id"], "role": "primary"},
-        )
-        tour.call("activate card", "POST", f"/v1/cards/{card['card_id']}/activate", expect=200)
-        auth = tour.call(
-            "authorize 100.00",
-            "POST",
-            "/v1/authorizations",
-            {
-                "pan": card["pan"],
-                "amount": "100.00",
-                "currency": "CNY",
-                "kind": "purchase",
-                "merchant": {"mcc": "5411", "name": "北京华联超市"},
-            },
-            idempotent=True,
-        )
-        tour.check("approved", auth.get("status") == "approved", f"status={auth.get('status')}")
-        tour.call(
-            "clear 100.00",
-            "POST",
-            "/v1/clearings",
-            {"authorization_id": auth["authorization_id"], "amount": "100.00"},
-            idempotent=True,
-        )
+        tour.purchase(card, "100.00", "5411", "北京华联超市")
         tour.call(
             "repay 50.00",
             "POST",
