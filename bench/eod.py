@@ -23,6 +23,7 @@ import uuid
 from pathlib import Path
 
 import sqlalchemy as sa
+from _common import Figure, save
 
 from cardcore_batch import domain, service
 from cardcore_batch.ledger_steps import DAILY_INTEREST_SQL
@@ -201,6 +202,25 @@ def main() -> None:
             f"{args.accounts / limit:,.0f} accounts/s"
         )
         print(f"ratio step / limit = {limit / accrual_seconds:.2f} (target >= 0.3)")
+        save(
+            "eod",
+            [
+                Figure(
+                    "interest accrual step, accounts/s",
+                    args.accounts / accrual_seconds,
+                    "/s",
+                    "one set-based UPDATE per shard",
+                    args.accounts / limit,
+                ),
+                Figure(
+                    "whole EOD, accounts/s",
+                    args.accounts / eod_seconds,
+                    "/s",
+                    "one set-based UPDATE per shard",
+                    args.accounts / limit,
+                ),
+            ],
+        )
     finally:
         service.ledger_shards(settings).dispose()
         control_engine(settings).dispose()
