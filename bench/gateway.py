@@ -4,11 +4,13 @@
 
 Starts an upstream (a minimal authorize-like ASGI app defined below, unless `--ledger-url` names a
 running ledger), a real gateway process (uvicorn, its own throw-away SQLite control DB, access log
-on, rate limit out of the way) and, if `nginx` is on PATH, nginx as a plain reverse proxy. It then
-sends a bounded number of POST /v1/authorizations requests (JSON body with a PAN, so the gateway
-also does its PAN -> bucket lookup) with a small asyncio HTTP/1.1 keep-alive client - cheap enough
-that the client is not what is measured - and prints requests/s, p50/p99 latency and the ratio
-gateway / direct. Everything runs on this machine: client, gateway and upstream share its cores.
+on, rate limit out of the way) and nginx as a plain reverse proxy in front of the same upstream
+(nginx is installed from Debian when missing and this runs as root; otherwise reported missing).
+It then sends a bounded number of POST /v1/authorizations requests (JSON body with a PAN, so the
+gateway also does its PAN -> bucket lookup) with a small asyncio HTTP/1.1 keep-alive client -
+cheap enough that the client is not what is measured - and prints requests/s, p50/p99 latency and
+the ratios gateway / direct and gateway / nginx. Everything runs on this machine: client,
+gateway, nginx and upstream share its cores.
 """
 
 from __future__ import annotations
@@ -139,11 +141,27 @@ def uvicorn(app: str, port: int, workers: int) -> list[str]:
     ]  # fmt: skip
 
 
+def find_nginx() -> str | None:
+    """nginx for the baseline: on PATH, in /usr/sbin, or installed from Debian when root."""
+    found = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/usr/local/sbin")
+    if found or os.geteuid() != 0 or not shutil.which("apt-get"):
+        return found
+    print("nginx missing: apt-get install -y nginx", flush=True)
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for command in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "nginx"]):
+        if subprocess.run(command, env=env, stdout=subprocess.DEVNULL).returncode != 0:
+            return None
+    return shutil.which("nginx", path="/usr/sbin:/usr/bin")
+
+
 def start_nginx(workdir: Path, port: int, upstream: str) -> Process | None:
-    nginx = shutil.which("nginx")
+    """nginx as a plain reverse proxy (one worker, keep-alive upstream), its files in workdir."""
+    nginx = find_nginx()
     if nginx is None:
         return None
     target = urlsplit(upstream).netloc
+    temp = workdir / "nginx-temp"
+    temp.mkdir()
     (workdir / "nginx.conf").write_text(
         f"""
 worker_processes 1;
@@ -152,6 +170,11 @@ pid {workdir}/nginx.pid;
 events {{ worker_connections 1024; }}
 http {{
   access_log off;
+  client_body_temp_path {temp}/body;
+  proxy_temp_path {temp}/proxy;
+  fastcgi_temp_path {temp}/fastcgi;
+  uwsgi_temp_path {temp}/uwsgi;
+  scgi_temp_path {temp}/scgi;
   upstream core {{ server {target}; keepalive 64; }}
   server {{
     listen 127.0.0.1:{port};
@@ -324,24 +347,37 @@ def main() -> None:
                 f"{name:<10}{result['rps']:>10.0f}{result['p50_ms']:>10.2f}"
                 f"{result['p99_ms']:>10.2f}"
             )
-        if "nginx" not in results:
-            print("(nginx not on PATH: skipped)")
-        ratio = results["gateway"]["rps"] / results["direct"]["rps"]
-        print(f"ratio gateway/direct: {ratio:.2f}")
-        save(
-            "gateway",
-            [
+        gateway, direct = results["gateway"], results["direct"]
+        print(f"ratio gateway/direct req/s: {gateway['rps'] / direct['rps']:.2f}")
+        figures = [
+            Figure("gateway req/s", gateway["rps"], "/s", "direct req/s", direct["rps"]),
+            Figure(
+                "gateway p99",
+                gateway["p99_ms"],
+                "ms",
+                "direct p99",
+                direct["p99_ms"],
+                higher_is_better=False,
+            ),
+        ]
+        if "nginx" in results:
+            nginx_result = results["nginx"]
+            print(f"ratio gateway/nginx req/s: {gateway['rps'] / nginx_result['rps']:.2f}")
+            figures += [
+                Figure("gateway req/s", gateway["rps"], "/s", "nginx req/s", nginx_result["rps"]),
                 Figure(
-                    f"{name} req/s",
-                    results[name]["rps"],
-                    "/s",
-                    "direct req/s",
-                    results["direct"]["rps"],
-                )
-                for name in results
-                if name != "direct"
-            ],
-        )
+                    "gateway p99",
+                    gateway["p99_ms"],
+                    "ms",
+                    "nginx p99",
+                    nginx_result["p99_ms"],
+                    higher_is_better=False,
+                ),
+                Figure("nginx req/s", nginx_result["rps"], "/s", "direct req/s", direct["rps"]),
+            ]
+        else:
+            print("nginx baseline MISSING: nginx not found and could not be installed")
+        save("gateway", figures, {"nginx": "nginx" in results})
     finally:
         for process in reversed(processes):
             process.stop()

@@ -27,6 +27,7 @@ DOCKERFILES = [
     "services/migration/Dockerfile",
     "services/batch/Dockerfile",
     "deploy/docker/ops.Dockerfile",
+    "deploy/docker/loadtest.Dockerfile",
 ]
 SHARED_BUILDER_END = "--no-install-workspace --package cardcore-kernel\n"
 RUNTIME_START = "FROM ${BASE_IMAGE} AS runtime\n"

@@ -9,12 +9,14 @@ from __future__ import annotations
 import json
 
 import sqlalchemy as sa
+import typer
+from typer.testing import CliRunner
 
 from cardcore_kernel.db import ShardSet, bucket_map
 from cardcore_kernel.ids import bucket_of_id
 from cardcore_kernel.settings import get_settings
 from cardcore_stack.loadtest import invariants
-from cardcore_stack.loadtest.command import issue_cards, run_loadtest
+from cardcore_stack.loadtest.command import issue_cards, register, run_loadtest, verify
 
 from .conftest import BOOTSTRAP_KEY, OnlineStack
 
@@ -35,6 +37,32 @@ def test_short_load_test_keeps_every_invariant(online: OnlineStack, tmp_path):
     endpoints = {row["Name"] for row in result.stats}
     assert "POST /v1/authorizations" in endpoints
     assert (tmp_path / "report" / "loadtest.html").exists()
+
+    # --check-only later, with the services' logs collected elsewhere (docker compose logs)
+    pan = json.loads((tmp_path / "report" / "cards.json").read_text())[0]["pan"]
+    services_log = tmp_path / "services.log"
+    services_log.write_text(f'ledger-1  | {{"event": "authorize", "pan": "{pan}"}}\n')
+    rechecked = {
+        c.name: c for c in verify(get_settings(), tmp_path / "report", [services_log]).checks
+    }
+    assert not rechecked["no PAN in clear in logs or databases"].ok
+    assert all(
+        c.ok for name, c in rechecked.items() if name != "no PAN in clear in logs or databases"
+    )
+
+
+def test_check_only_needs_a_recorded_load_test(tmp_path):
+    app = typer.Typer()
+    register(app)
+    runner = CliRunner()
+    empty = runner.invoke(app, ["--check-only", "--report", str(tmp_path)])
+    assert empty.exit_code == 1
+    assert "no load test recorded" in " ".join(empty.output.split())  # rich wraps lines
+    missing_logs = runner.invoke(
+        app, ["--check-only", "--report", str(tmp_path), "--logs", str(tmp_path / "nope.log")]
+    )
+    assert missing_logs.exit_code == 2
+    assert "--logs" in missing_logs.output
 
 
 def _ledger_engine(account_id: str) -> sa.Engine:

@@ -4,7 +4,7 @@
 #
 # Build context is the repository root (one uv workspace, one lock):
 #   docker build -f deploy/docker/ops.Dockerfile -t cardcore/ops .
-# Not included: tools/stack (the local process runner and load-test tools).
+# Not included: tools/stack (the local process runner and load-test tools): see loadtest.Dockerfile.
 ARG BASE_IMAGE=python:3.11-slim
 
 # --- manifests: every workspace member's pyproject.toml + uv.lock, nothing else. The dependency

@@ -85,6 +85,9 @@ def check_against_truth(
     for counts in report["entities"].values():
         assert counts["read"] == counts["migrated"] + counts["rejected"]
     assert report["balance"] == truth["balance"]
+    assert {n: (f["status"], f["details"]) for n, f in report["archive_files"].items()} == {
+        n: (f["status"], f["details"]) for n, f in truth["archive_files"].items()
+    }
     for entity in ENTITIES:
         on_shards = sum(per_shard.get(entity, 0) for per_shard in report["shards"].values())
         assert on_shards == report["entities"][entity]["migrated"]
@@ -107,6 +110,7 @@ def check_against_truth(
         for key in keys:
             holders = [truth["codes"][e].get(key) for e in ENTITIES if e != "card"]
             holders.append(masked.get(key))
+            holders.append(truth["codes"]["archive_file"].get(key))  # F01: file names
             assert any(codes and code in codes for codes in holders), (code, key)
 
     # no PAN in clear anywhere a person reads

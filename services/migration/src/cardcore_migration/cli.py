@@ -35,10 +35,18 @@ legacy_app = typer.Typer(
     help="The legacy CCS database: schema and seeded data.", no_args_is_help=True
 )
 migrate_app = typer.Typer(
-    help="Migration runs off CCS: dry run, apply, verify, worker, status.", no_args_is_help=True
+    help="Migration runs off CCS: dry run, apply, resume, verify, worker, status.",
+    no_args_is_help=True,
 )
 console = Console()
 err = Console(stderr=True)
+ArchiveDirOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--archive-dir",
+        help="The CCS archive extract files (default: CCS_ARCHIVE_DIR or <data dir>/ccs-archive).",
+    ),
+]
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
@@ -91,11 +99,13 @@ def legacy_seed(
     as_of: Annotated[
         str | None, typer.Option("--as-of", help="YYYY-MM-DD (default today).")
     ] = None,
+    archive_dir: ArchiveDirOption = None,
 ) -> None:
-    """(Re)create the CCS tables and fill them with realistic, defect-injected data."""
+    """(Re)create the CCS tables and the archive extract files, with defect-injected data."""
     as_of_date = parse_as_of(as_of)
     config = settings()
     url = config.legacy_url
+    archive_path = _archive_dir(config, archive_dir)
     started = time.monotonic()
     try:
         store.init_schema(url, drop=True)
@@ -110,6 +120,10 @@ def legacy_seed(
         raise fail(f"loading CCS failed: {getattr(exc, 'orig', exc)}") from None
     finally:
         engine.dispose()
+    try:
+        store.write_archive(archive_path, dataset.archive)
+    except OSError as exc:
+        raise fail(f"writing the CCS archive to {archive_path} failed: {exc}") from None
     loaded = time.monotonic()
     if truth is not None:
         truth.parent.mkdir(parents=True, exist_ok=True)
@@ -118,6 +132,7 @@ def legacy_seed(
     table = Table("table", "rows", title=f"CCS seeded at {store.safe_url(url)}")
     for name, frame in dataset.tables.items():
         table.add_row(name, f"{frame.height:,}")
+    table.add_row(f"archive files in {archive_path}", f"{len(dataset.archive):,}")
     console.print(table)
     console.print(
         f"generated in {generated - started:.1f}s, loaded in {loaded - generated:.1f}s; "
@@ -127,6 +142,14 @@ def legacy_seed(
 
 
 # ----------------------------------------------------------------------------------- migrate
+
+
+def _archive_dir(config: MigrationSettings, option: Path | None) -> Path:
+    """`--archive-dir`, else CCS_ARCHIVE_DIR, else <data dir>/ccs-archive; absent is fine."""
+    path = option or config.legacy_archive_dir
+    if path.exists() and not path.is_dir():
+        raise fail(f"archive directory {path} is not a directory", 2)
+    return path
 
 
 def _prepare(config: MigrationSettings) -> Any:
@@ -247,6 +270,11 @@ def _summary(report: dict[str, Any]) -> None:
         f"balance: migrated {balance['migrated_signed_total']}, "
         f"rejected {balance['rejected_signed_total']} (signed CUR_BAL, yuan)"
     )
+    files = report.get("archive_files", {})
+    rejected = {name: f for name, f in files.items() if f["status"] == "rejected"}
+    console.print(f"archive: {len(files)} extract file(s), {len(rejected)} rejected (F01)")
+    for name, verdict in list(rejected.items())[:10]:
+        console.print(f"  F01 {name}: {verdict['reason']}")
 
 
 def _row(row: Any) -> dict[str, Any]:
@@ -260,8 +288,12 @@ def _write_report(
     html_path: Path,
     reconciliation: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    from cardcore_migration.pipeline import archive_verdicts
+
     run = repo.run(run_id)
-    report = build_report(_row(run), [_row(c) for c in repo.chunks(run_id)])
+    report = build_report(
+        _row(run), [_row(c) for c in repo.chunks(run_id)], archive_verdicts(repo, run_id)
+    )
     if reconciliation is not None:
         report["reconciliation"] = reconciliation
     json_path.parent.mkdir(parents=True, exist_ok=True)
@@ -290,18 +322,39 @@ def _execute(
     chunk_rows: int | None,
     local_worker: bool | None,
     timeout: float,
+    archive_dir: Path | None,
 ) -> None:
     """Plan a run of `mode`, drive its phases to the end, write the report (and reconcile)."""
     as_of_date = parse_as_of(as_of)
     config = settings()
+    archive_path = _archive_dir(config, archive_dir)
     ctx = _prepare(config)
     targets = _check_target(config, ctx) if mode == "apply" else None
     from cardcore_migration import pipeline
-    from cardcore_migration.worker import celery_app, configure, enqueue
+    from cardcore_migration.worker import celery_app, configure
 
     configure(celery_app, config)
-    console.print("planning: watermarks, chunks, C06/T06 duplicate scans …")
-    run_id = pipeline.plan_run(ctx, as_of_date, mode, chunk_rows or config.migration_chunk_rows)
+    console.print("planning: watermarks, chunks, C06/T06 duplicate scans, archive files (F01) …")
+    run_id = pipeline.plan_run(
+        ctx, as_of_date, mode, chunk_rows or config.migration_chunk_rows, archive_path
+    )
+    _drive(config, ctx, run_id, targets, report, html, local_worker, timeout)
+
+
+def _drive(
+    config: MigrationSettings,
+    ctx: Any,
+    run_id: str,
+    targets: tuple[Any, Any] | None,
+    report: Path | None,
+    html: Path | None,
+    local_worker: bool | None,
+    timeout: float,
+) -> None:
+    """Drive a planned (or resumed) run to its end, write the report (and reconcile)."""
+    from cardcore_migration import pipeline
+    from cardcore_migration.worker import enqueue
+
     out_dir = config.data_path / "migration" / run_id
     start_worker = (
         config.celery_broker_url.startswith("sqla+") if local_worker is None else local_worker
@@ -391,9 +444,11 @@ def migrate_dry_run(
     chunk_rows: ChunkRowsOption = None,
     local_worker: LocalWorkerOption = None,
     timeout: TimeoutOption = 3600,
+    archive_dir: ArchiveDirOption = None,
 ) -> None:
-    """Read all of CCS, transform and check every record, write nothing; report."""
-    _execute("dry-run", as_of, report, html, chunk_rows, local_worker, timeout)
+    """Read all of CCS and its archive files, transform and check every record, write nothing;
+    report."""
+    _execute("dry-run", as_of, report, html, chunk_rows, local_worker, timeout, archive_dir)
 
 
 @migrate_app.command("apply")
@@ -404,9 +459,42 @@ def migrate_apply(
     chunk_rows: ChunkRowsOption = None,
     local_worker: LocalWorkerOption = None,
     timeout: TimeoutOption = 3600,
+    archive_dir: ArchiveDirOption = None,
 ) -> None:
-    """Migrate CCS into the card-core shards (idempotent), report, and reconcile."""
-    _execute("apply", as_of, report, html, chunk_rows, local_worker, timeout)
+    """Migrate CCS and its archive into the card-core shards (idempotent), report, reconcile."""
+    _execute("apply", as_of, report, html, chunk_rows, local_worker, timeout, archive_dir)
+
+
+@migrate_app.command("resume")
+def migrate_resume(
+    run_id: Annotated[
+        str | None, typer.Option("--run", help="A run id (default: the latest).")
+    ] = None,
+    report: Annotated[Path | None, typer.Option("--report", help="JSON report path.")] = None,
+    html: Annotated[Path | None, typer.Option("--html", help="HTML report path.")] = None,
+    local_worker: LocalWorkerOption = None,
+    timeout: TimeoutOption = 3600,
+) -> None:
+    """Finish a run whose command or workers died, or that failed: queue again what they left
+    (done chunks are kept), follow it to the end, report (and reconcile an apply)."""
+    config = settings()
+    ctx = _prepare(config)
+    run = ctx.repo.run(run_id) if run_id else ctx.repo.latest_run()
+    if run is None:
+        raise fail(f"no run {run_id}" if run_id else "no migration run yet")
+    if run.status == "completed":
+        console.print(f"run {run.run_id} is already completed: nothing to resume")
+        return
+    targets = _check_target(config, ctx) if run.mode == "apply" else None
+    from cardcore_migration import pipeline
+    from cardcore_migration.worker import celery_app, configure, enqueue
+
+    configure(celery_app, config)
+    ctx.repo.reopen_run(run.run_id)
+    if ctx.repo.run(run.run_id).status == "running":  # a planned run: _drive opens phase 1
+        queued = pipeline.recover(ctx, run.run_id, enqueue, queued_too=True)
+        console.print(f"run {run.run_id} ({run.mode}): {queued} chunk(s) queued again")
+    _drive(config, ctx, run.run_id, targets, report, html, local_worker, timeout)
 
 
 @migrate_app.command("verify")
@@ -414,9 +502,12 @@ def migrate_verify(
     run_id: Annotated[
         str | None, typer.Option("--run", help="An apply run id (default: the latest).")
     ] = None,
+    archive_dir: ArchiveDirOption = None,
 ) -> None:
-    """Reconcile an apply run against the target: counts, balances, journal, holds, digests."""
+    """Reconcile an apply run against the target: counts, balances, journal, holds, digests,
+    and the archive files it read against the archive directory."""
     config = settings()
+    archive_path = _archive_dir(config, archive_dir)
     ctx = _prepare(config)
     run = ctx.repo.run(run_id) if run_id else ctx.repo.latest_run(mode="apply")
     if run is None or run.mode != "apply":
@@ -426,7 +517,7 @@ def migrate_verify(
     accounts, ledger = _check_target(config, ctx)
     from cardcore_migration.reconcile import reconcile
 
-    result = reconcile(ctx, accounts, ledger, run.run_id)
+    result = reconcile(ctx, accounts, ledger, run.run_id, archive_path)
     _print_reconciliation(result)
     if not result["ok"]:
         first = [m for c in result["checks"].values() for m in c["mismatches"]][:10]
@@ -488,7 +579,11 @@ def migrate_status(
         else:
             _snapshot(repo, run.run_id)
             return
-    report = build_report(_row(run), [_row(c) for c in repo.chunks(run.run_id)])
+    from cardcore_migration.pipeline import archive_verdicts
+
+    report = build_report(
+        _row(run), [_row(c) for c in repo.chunks(run.run_id)], archive_verdicts(repo, run.run_id)
+    )
     _summary(report)
     if run.status == "failed":
         raise fail(f"run {run.run_id} failed: {run.error}")

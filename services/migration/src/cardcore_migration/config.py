@@ -14,6 +14,11 @@ class MigrationSettings(CardcoreSettings):
     migration_chunk_rows: int = Field(default=50_000, ge=100)
     migration_task_time_limit: int = Field(default=3600, ge=60)  # seconds, per chunk
     migration_worker_concurrency: int = Field(default=2, ge=1, le=64)
+    # a running chunk whose worker has not renewed its lease for this long is put back in the
+    # queue (worker.py); renewed every quarter of it, so 2 s is the floor a busy DB still meets
+    migration_lease_seconds: float = Field(default=30, ge=2, le=3600)
+    # Redis only: prefixed to every broker key, so stacks (or tests) can share one Redis
+    migration_broker_key_prefix: str = ""
 
 
 @lru_cache(maxsize=1)

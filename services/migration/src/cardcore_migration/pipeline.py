@@ -10,6 +10,11 @@ Phases exist because rules look at parents and partners:
    of CCS_TXN); T06 (a duplicate REF_NO within an account, across ALL transactions) is exact
    because the plan makes one streaming pass over (ACCT_NO, REF_NO) of every transaction read
    and stores the duplicated keys, as it does for C06's certificates.
+   The archive extract files are transactions too: the plan reads each one once to decide F01
+   (a rejected file is never read again and counts nowhere, not even as a T06 partner), adds
+   the valid files' (ACCT_NO, REF_NO) pairs to the T06 pass, and plans `transaction` chunks of
+   consecutive valid files holding about `chunk_rows` details together (key_lo `archive`,
+   key_hi `first:stop`, indexes into the run's `archive_files` look-up).
 
 Each phase leaves a compact parent look-up per chunk in the control database (polars IPC:
 key, rejected, bucket; cards keyed by the HMAC of the PAN, never the PAN), which the next
@@ -28,6 +33,7 @@ import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import polars as pl
@@ -35,6 +41,7 @@ import sqlalchemy as sa
 
 from cardcore_kernel.pan import PanVault, mask_pan
 from cardcore_kernel.sharding import BUCKET_COUNT, BucketMap, bucket_of
+from cardcore_migration.adapters import archive
 from cardcore_migration.adapters import source as ccs
 from cardcore_migration.adapters.control import ControlRepository, now
 from cardcore_migration.domain import rules
@@ -50,8 +57,18 @@ PHASES: dict[int, tuple[str, ...]] = {
 PHASE_OF = {entity: phase for phase, entities in PHASES.items() for entity in entities}
 LAST_PHASE = max(PHASES)
 SAMPLES_PER_CODE = 20
+FINGERPRINTS_CACHED = 2_000_000
 CERT_DUPLICATES = "cert_duplicates"
 REF_DUPLICATES = "ref_duplicates"
+ARCHIVE_FILES = "archive_files"
+ARCHIVE_CHUNK = "archive"  # key_lo of a chunk that reads archive files (key_hi: first:stop)
+ARCHIVE_SCHEMA: dict[str, pl.DataType] = {
+    "name": pl.String(),
+    "path": pl.String(),
+    "status": pl.String(),
+    "details": pl.Int64(),
+    "reason": pl.String(),
+}
 
 Enqueue = Callable[[int], None]
 
@@ -65,8 +82,11 @@ class PipelineContext:
     vault: PanVault
     bucket_map: BucketMap
     sinks: dict[str, Sink]
+    lease_seconds: float = 30.0  # see ControlRepository.claim_chunk
     _lookups: dict[tuple[str, str], pl.DataFrame] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    # PAN -> HMAC, in this process's memory only: every transaction chunk meets the same cards
+    _pan_fingerprints: dict[str, str] = field(default_factory=dict)
 
     def lookup(self, run_id: str, entity: str) -> pl.DataFrame:
         """A finished phase's parent look-up, cached (it never changes within a run)."""
@@ -114,8 +134,59 @@ def _ranges(points: list[str]) -> list[tuple[str | None, str | None]]:
     return list(itertools.pairwise(edges))
 
 
-def plan_run(ctx: PipelineContext, as_of: dt.date, mode: str, chunk_rows: int) -> str:
-    """Record a run: watermarks, the C06 duplicate set, and every chunk of every entity."""
+def scan_archive(directory: Path | None) -> tuple[pl.DataFrame, list[pl.DataFrame]]:
+    """F01 of every archive file (name, path, status, details, reason) and the valid files'
+    (ACCT_NO, REF_NO) pairs for T06; an absent or empty directory has no files."""
+    verdicts, pairs = [], []
+    for path in archive.extract_paths(directory):
+        extract = archive.read_extract(path)
+        verdicts.append(
+            {
+                "name": extract.name,
+                "path": str(path.resolve()),
+                "status": "rejected" if extract.rejected else "ok",
+                "details": extract.details,
+                "reason": extract.reason,
+            }
+        )
+        if not extract.rejected:
+            pairs.append(extract.transactions.select("ACCT_NO", "REF_NO"))
+    return pl.DataFrame(verdicts, schema=ARCHIVE_SCHEMA), pairs
+
+
+def _archive_groups(files: pl.DataFrame, chunk_rows: int) -> list[tuple[int, int]]:
+    """[first, stop) index ranges of consecutive files with about `chunk_rows` valid details."""
+    groups: list[tuple[int, int]] = []
+    first, rows = None, 0
+    for index, (status, details) in enumerate(files.select("status", "details").iter_rows()):
+        if status != "ok":
+            continue
+        if first is None:
+            first = index
+        rows += details
+        if rows >= chunk_rows:
+            groups.append((first, index + 1))
+            first, rows = None, 0
+    if first is not None:
+        groups.append((first, files.height))
+    return groups
+
+
+def archive_verdicts(repo: ControlRepository, run_id: str) -> list[dict[str, Any]]:
+    """The run's archive files as the plan judged them (F01), in name order."""
+    frame = repo.lookup(run_id, ARCHIVE_FILES)
+    return [] if frame is None else frame.drop("path").to_dicts()
+
+
+def plan_run(
+    ctx: PipelineContext,
+    as_of: dt.date,
+    mode: str,
+    chunk_rows: int,
+    archive_dir: Path | None = None,
+) -> str:
+    """Record a run: watermarks, the C06/T06 duplicate sets, F01 of the archive files, and
+    every chunk of every entity (one per valid archive file)."""
     engine = ctx.source
     upd_ts, txn_seq, auth_id = ccs.watermarks(engine)
     certs = ccs.cert_pairs(engine).with_columns(
@@ -148,7 +219,23 @@ def plan_run(ctx: PipelineContext, as_of: dt.date, mode: str, chunk_rows: int) -
         add(entity, _ranges(_boundaries(account_keys, rows, chunk_rows)))
     for entity in ("transaction", "authorization"):
         add(entity, _ranges(_numeric_boundaries(*ccs.key_bounds(engine, entity), chunk_rows)))
-    ref_duplicates = rules.duplicate_ref_keys(ccs.ref_pairs(engine, txn_seq))
+    archive_files, archive_pairs = scan_archive(archive_dir)
+    archive_seq = sum(1 for c in chunks if c["entity"] == "transaction")
+    for first, stop in _archive_groups(archive_files, chunk_rows):
+        chunks.append(
+            {
+                "entity": "transaction",
+                "phase": PHASE_OF["transaction"],
+                "seq": archive_seq,
+                "key_lo": ARCHIVE_CHUNK,
+                "key_hi": f"{first}:{stop}",
+                "status": "pending",
+            }
+        )
+        archive_seq += 1
+    ref_duplicates = rules.duplicate_ref_keys(
+        itertools.chain(ccs.ref_pairs(engine, txn_seq), archive_pairs)
+    )
     run_id = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S") + uuid.uuid4().hex[:8]
     ctx.repo.create_run(
         {
@@ -164,7 +251,11 @@ def plan_run(ctx: PipelineContext, as_of: dt.date, mode: str, chunk_rows: int) -
             "created_at": now(),
         },
         chunks,
-        {CERT_DUPLICATES: duplicates, REF_DUPLICATES: ref_duplicates.to_frame("key")},
+        {
+            CERT_DUPLICATES: duplicates,
+            REF_DUPLICATES: ref_duplicates.to_frame("key"),
+            ARCHIVE_FILES: archive_files,
+        },
     )
     return run_id
 
@@ -199,6 +290,24 @@ def advance(ctx: PipelineContext, run_id: str, enqueue: Enqueue) -> None:
             return
 
 
+def recover(
+    ctx: PipelineContext, run_id: str, enqueue: Enqueue, *, queued_too: bool = False
+) -> int:
+    """Queue again the chunks of a running run that a dead worker (or a lost message) left
+    behind (`ControlRepository.requeue_lost`), after opening the next phase if a worker died
+    between finishing a phase and opening the next; returns how many were queued. Any number
+    of processes may do this at once: a chunk is claimed under a lease, and loads are
+    idempotent, so a chunk queued twice is skipped or loads nothing twice."""
+    advance(ctx, run_id, enqueue)
+    run = ctx.repo.run(run_id)
+    if run is None or run.status != "running":
+        return 0
+    lost = ctx.repo.requeue_lost(run_id, run.phase, ctx.lease_seconds, queued_too=queued_too)
+    for chunk_id in lost:
+        enqueue(chunk_id)
+    return len(lost)
+
+
 # ------------------------------------------------------------------------------------- chunk
 
 
@@ -206,7 +315,10 @@ def _fingerprints(ctx: PipelineContext, pans: pl.Series) -> pl.Series:
     """HMAC of each non-blank PAN (trailing spaces stripped); null for blank ones."""
     stripped = pans.str.strip_chars_end(" ")
     distinct = [p for p in stripped.unique().to_list() if p is not None and p.strip(" \u3000")]
-    mapping = {p: ctx.vault.fingerprint(p) for p in distinct}
+    known = ctx._pan_fingerprints
+    if len(known) > FINGERPRINTS_CACHED:
+        known.clear()
+    mapping = {p: known.get(p) or known.setdefault(p, ctx.vault.fingerprint(p)) for p in distinct}
     if not mapping:
         return pl.Series(pans.name, [None] * len(pans), dtype=pl.String)
     return stripped.replace_strict(mapping, default=None, return_dtype=pl.String)
@@ -310,6 +422,23 @@ def summarize(entity: str, judged: pl.DataFrame, shard_of_bucket: list[int]) -> 
     }
 
 
+def _read_archive_files(ctx: PipelineContext, run_id: str, span: str) -> pl.DataFrame:
+    """The details of the archive files `first:stop` the plan found valid (each must still be
+    what it was), with their file name in `ARCHIVE_FILE`."""
+    first, stop = (int(i) for i in span.split(":"))
+    files = ctx.lookup(run_id, ARCHIVE_FILES).slice(first, stop - first)
+    frames = [archive.empty_transactions().with_columns(pl.lit("").alias("ARCHIVE_FILE"))]
+    for planned in files.filter(pl.col("status") == "ok").iter_rows(named=True):
+        extract = archive.read_extract(Path(planned["path"]))
+        if extract.rejected or extract.details != planned["details"]:
+            now_is = extract.reason or f"{extract.details} details, planned {planned['details']}"
+            raise archive.ArchiveChanged(
+                f"archive file {planned['name']} changed since the plan: {now_is}"
+            )
+        frames.append(extract.transactions.with_columns(pl.lit(extract.name).alias("ARCHIVE_FILE")))
+    return pl.concat(frames)
+
+
 def run_chunk(ctx: PipelineContext, chunk_id: int) -> dict[str, Any] | None:
     """Extract, transform, check and load one chunk; record its results. Idempotent."""
     chunk = ctx.repo.chunk(chunk_id)
@@ -318,13 +447,21 @@ def run_chunk(ctx: PipelineContext, chunk_id: int) -> dict[str, Any] | None:
     run = ctx.repo.run(chunk.run_id)
     if run is None or run.status not in ("planned", "running"):
         return None
-    ctx.repo.start_chunk(chunk_id)
+    if not ctx.repo.claim_chunk(chunk_id, ctx.lease_seconds):
+        return None  # done meanwhile, or a live worker holds it (a redelivered message)
     watermark = {
         "transaction": run.watermark_txn_seq,
         "authorization": run.watermark_auth_id,
     }.get(chunk.entity)
-    raw = ccs.read_chunk(ctx.source, chunk.entity, chunk.key_lo, chunk.key_hi, watermark)
+    archived = chunk.key_lo == ARCHIVE_CHUNK
+    if archived:
+        raw = _read_archive_files(ctx, run.run_id, chunk.key_hi)
+    else:
+        raw = ccs.read_chunk(ctx.source, chunk.entity, chunk.key_lo, chunk.key_hi, watermark)
     judged = judge(ctx, run, chunk.entity, raw)
+    if archived:  # archived transactions are keyed `<file name>#<TD-TXN-SEQ>`
+        archive_key = pl.format("{}#{}", pl.col("ARCHIVE_FILE"), pl.col("TXN_SEQ"))
+        judged = judged.with_columns(archive_key.alias("key"), archive_key.alias("display_key"))
     shard_of_bucket = ctx.shard_table()
     result = summarize(chunk.entity, judged, shard_of_bucket)
     migrated = judged.filter(~pl.col("rejected")).with_columns(
@@ -354,5 +491,4 @@ def run_chunk(ctx: PipelineContext, chunk_id: int) -> dict[str, Any] | None:
         }
         for key, display, codes, rejected in flagged.iter_rows()
     ]
-    ctx.repo.complete_chunk(chunk, result, lookup, findings)
-    return result
+    return result if ctx.repo.complete_chunk(chunk, result, lookup, findings) else None

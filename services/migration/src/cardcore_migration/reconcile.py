@@ -12,12 +12,16 @@ legacy key. Checks:
 - journal: every migrated account's balance = the sum of its journal entries;
 - holds: AUTH_AMT of migrated open holds = SUM(open_holds) = SUM(open authorizations' holds);
 - digest: limit, balance components, status, cycle day, delinquency per account, read back from
-  the ledger (and limit/status/cycle day from the accounts service) = the transformed CCS row.
+  the ledger (and limit/status/cycle day from the accounts service) = the transformed CCS row;
+- archive: every archive file the run read is still there with as many details (counted under
+  `transaction` above, in legacy_transactions like CCS_TXN), and the archive directory, when
+  given, holds no file the run did not read.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import polars as pl
@@ -29,6 +33,7 @@ from cardcore_kernel.money import yuan
 from cardcore_kernel.sharding import BUCKET_COUNT
 from cardcore_ledger import tables as led
 from cardcore_migration import pipeline
+from cardcore_migration.adapters import archive
 from cardcore_migration.adapters import source as ccs
 from cardcore_migration.domain import target
 from cardcore_migration.domain.codes import ENTITIES
@@ -87,13 +92,21 @@ def _frame(engine: sa.Engine, query: sa.Select[Any]) -> pl.DataFrame:
 
 
 def reconcile(
-    ctx: pipeline.PipelineContext, accounts: ShardSet, ledger: ShardSet, run_id: str
+    ctx: pipeline.PipelineContext,
+    accounts: ShardSet,
+    ledger: ShardSet,
+    run_id: str,
+    archive_dir: Path | None = None,
 ) -> dict[str, Any]:
     """Every check of the spec for `run_id` against the target; `ok` only if all pass."""
     run = ctx.repo.run(run_id)
     if run is None:
         raise LookupError(f"no run {run_id}")
-    report = build_report(dict(run._mapping), [dict(c._mapping) for c in ctx.repo.chunks(run_id)])
+    report = build_report(
+        dict(run._mapping),
+        [dict(c._mapping) for c in ctx.repo.chunks(run_id)],
+        pipeline.archive_verdicts(ctx.repo, run_id),
+    )
     shard_of = ctx.shard_table()
     judged = pipeline.judge(ctx, run, "account", ccs.read_chunk(ctx.source, "account", None, None))
     expected = (
@@ -112,6 +125,7 @@ def reconcile(
         _journal(ledger),
         _holds(report, ledger),
         _digest(expected, held),
+        _archive(ctx, run_id, archive_dir),
     ]
     return {
         "run_id": run_id,
@@ -293,4 +307,31 @@ def _digest(expected: pl.DataFrame, held: pl.DataFrame) -> Check:
         if wrong:
             check.mismatches.append(f"account {row['key']}: " + ", ".join(wrong))
     check.detail["accounts compared"] = joined.height
+    return check
+
+
+def _archive(ctx: pipeline.PipelineContext, run_id: str, directory: Path | None) -> Check:
+    check = Check("archive")
+    files = ctx.repo.lookup(run_id, pipeline.ARCHIVE_FILES)
+    read = [] if files is None else files.to_dicts()
+    check.detail["files read"] = len(read)
+    check.detail["files rejected (F01)"] = sum(f["status"] == "rejected" for f in read)
+    for planned in read:
+        path = Path(planned["path"])
+        if not path.is_file():
+            check.mismatches.append(f"archive file {planned['name']}: missing from {path.parent}")
+            continue
+        details = archive.count_details(path)
+        if details != planned["details"]:
+            check.mismatches.append(
+                f"archive file {planned['name']}: {details} details, the run read "
+                f"{planned['details']}"
+            )
+    if directory is not None:
+        known = {f["name"] for f in read}
+        for path in archive.extract_paths(directory):
+            if path.name not in known:
+                check.mismatches.append(
+                    f"archive file {path.name}: in {directory} but not read by the run"
+                )
     return check

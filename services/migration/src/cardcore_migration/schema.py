@@ -54,6 +54,8 @@ migration_chunk = sa.Table(
     sa.Column("error", sa.Text),
     sa.Column("started_at", sa.DateTime(timezone=True)),
     sa.Column("finished_at", sa.DateTime(timezone=True)),
+    # running: the worker's lease, renewed while it works; queued: when it was queued
+    sa.Column("heartbeat_at", sa.DateTime(timezone=True)),
     sa.UniqueConstraint("run_id", "entity", "seq", name="uq_migration_chunk_run_entity_seq"),
 )
 

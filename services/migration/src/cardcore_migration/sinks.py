@@ -8,8 +8,8 @@ the records themselves (see `domain/target.py` for the rows, the ledger's tables
 the legacy-load contract).
 
 Loading, per entity, shard and service database, in ONE transaction:
-1. a temporary staging table with the target's columns is filled in bulk - PostgreSQL `COPY`
-   (psycopg 3 `cursor.copy`), SQLite one `executemany`;
+1. a temporary staging table with the target's columns is filled in bulk - PostgreSQL `COPY` of
+   the frame written as CSV by polars (psycopg 3 `cursor.copy`), SQLite one `executemany`;
 2. staged rows whose key the target already holds are deleted from staging (a re-run of a chunk,
    a second apply of the same data, a redelivered task: nothing is loaded twice);
 3. `INSERT INTO target SELECT … FROM staging`, plus what depends on exactly those rows (the open
@@ -67,11 +67,13 @@ def _staging_table(table: sa.Table, columns: Sequence[str]) -> sa.Table:
 def _fill(conn: sa.Connection, staging: sa.Table, rows: pl.DataFrame) -> None:
     columns = list(rows.columns)
     if conn.dialect.name == "postgresql":
+        # polars writes the whole frame as CSV in one call (no Python per row): NULL is an empty
+        # field, an empty string a quoted "" - exactly how COPY's CSV format tells them apart
         cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
         names = ", ".join(f'"{c}"' for c in columns)
-        with cursor, cursor.copy(f'COPY "{staging.name}" ({names}) FROM STDIN') as copy:
-            for row in rows.iter_rows():
-                copy.write_row(row)
+        statement = f'COPY "{staging.name}" ({names}) FROM STDIN (FORMAT csv)'
+        with cursor, cursor.copy(statement) as copy:
+            copy.write(rows.write_csv(include_header=False).encode())
     else:
         conn.execute(staging.insert(), rows.to_dicts())
 
@@ -87,41 +89,46 @@ def load(
     if rows.is_empty():
         return 0
     staging = _staging_table(table, rows.columns)
+    # Dropped on success only: on failure the transaction rolls back and takes the table with it
+    # (DDL is transactional on PostgreSQL and SQLite), and a DROP in an aborted transaction would
+    # hide the real error.
     staging.create(conn)
-    try:
-        _fill(conn, staging, rows)
-        already = sa.select(sa.literal(1)).where(*(table.c[k] == staging.c[k] for k in keys))
-        conn.execute(sa.delete(staging).where(already.exists()))
-        columns = [table.c[c] for c in rows.columns]
-        inserted = conn.execute(
-            sa.insert(table).from_select(columns, sa.select(*staging.c))
-        ).rowcount
-        if after is not None:
-            after(conn, staging)
-    finally:
-        staging.drop(conn)
+    _fill(conn, staging, rows)
+    already = sa.select(sa.literal(1)).where(*(table.c[k] == staging.c[k] for k in keys))
+    conn.execute(sa.delete(staging).where(already.exists()))
+    columns = [table.c[c] for c in rows.columns]
+    inserted = conn.execute(sa.insert(table).from_select(columns, sa.select(*staging.c))).rowcount
+    if after is not None:
+        after(conn, staging)
+    staging.drop(conn)
     return int(inserted or 0)
 
 
 def _add_open_holds(conn: sa.Connection, staging: sa.Table) -> None:
-    """Holds of the authorizations just inserted (only those) go into their accounts' totals."""
+    """Holds of the authorizations just inserted (only those) go into their accounts' totals.
+
+    One grouped pass over the staging table joined to the accounts (UPDATE … FROM): a
+    correlated sub-query per account would scan the unindexed staging table once per account.
+    """
     accounts = ledger_tables.ledger_accounts
-    mine = staging.c.account_id == accounts.c.account_id
     open_hold = staging.c.hold_state == "open"
-
-    def held(*extra: sa.ColumnElement[bool]) -> sa.ScalarSelect[int]:
-        return (
-            sa.select(sa.func.coalesce(sa.func.sum(staging.c.hold_amount), 0))
-            .where(mine, open_hold, *extra)
-            .scalar_subquery()
+    cash = sa.case((staging.c.kind == "cash", staging.c.hold_amount), else_=0)
+    held = (
+        sa.select(
+            staging.c.account_id,
+            sa.func.sum(staging.c.hold_amount).label("held"),
+            sa.func.sum(cash).label("cash_held"),
         )
-
+        .where(open_hold)
+        .group_by(staging.c.account_id)
+        .subquery("held")
+    )
     conn.execute(
         sa.update(accounts)
-        .where(accounts.c.account_id.in_(sa.select(staging.c.account_id).where(open_hold)))
+        .where(accounts.c.account_id == held.c.account_id)
         .values(
-            open_holds=accounts.c.open_holds + held(),
-            open_cash_holds=accounts.c.open_cash_holds + held(staging.c.kind == "cash"),
+            open_holds=accounts.c.open_holds + held.c.held,
+            open_cash_holds=accounts.c.open_cash_holds + held.c.cash_held,
         )
     )
 

@@ -1,10 +1,25 @@
-"""The migration worker: Celery tasks that process chunks, and its Prometheus metrics.
+"""The migration worker: Celery tasks that process chunks, its lease keeper, and its metrics.
 
 Delivery is at-least-once (acks_late, reject on a lost worker, one message prefetched at a
 time), which is safe because a chunk's results are written in one transaction and a chunk
 already `done` is skipped. Results live in the control database, not a Celery result backend.
 Run it with `cardcore migrate worker` (compose) or let `cardcore migrate dry-run` start one
 against the embedded SQLite broker.
+
+Resume after a worker dies hard (SIGKILL, OOM, a lost host) does not wait for the broker: the
+Redis `visibility_timeout` must outlast the longest chunk (hours), and the embedded SQLite
+broker never redelivers an unacked message at all. Instead each worker process runs a keeper
+thread that renews the lease (`migration_chunk.heartbeat_at`) of the chunks it runs every
+quarter of `CARDCORE_MIGRATION_LEASE_SECONDS`, and sweeps the running runs at the same pace:
+a chunk whose lease expired, or (when the run showed no life for a lease) a queued chunk whose
+message is gone, is queued again (`pipeline.recover`). So a chunk of a killed worker runs again
+about one lease after the kill, on any live worker or on the next one started.
+Redelivery is safe in both directions: a chunk under a live lease is not claimed twice, so a
+message redelivered while its chunk runs is skipped; and should two runs of one chunk overlap
+(a lease lapsed on a worker that was alive after all), every load is one transaction whose
+anti-join keys are primary or unique keys of the target (journal entries are loaded in their
+postings' transaction), so the second one's insert fails and rolls back, and only the first
+run records the chunk's results (tested: tests/test_migration_resume.py).
 """
 
 from __future__ import annotations
@@ -15,7 +30,7 @@ from functools import lru_cache
 
 import structlog
 from celery import Celery, Task
-from celery.signals import worker_init
+from celery.signals import worker_init, worker_ready
 from prometheus_client import Counter, Histogram, start_http_server
 
 from cardcore_kernel.db import bucket_map, control_engine
@@ -45,8 +60,11 @@ def configure(app: Celery, settings: MigrationSettings) -> None:
     broker = settings.celery_broker_url
     options: dict[str, object] = {}
     if broker.startswith(("redis://", "rediss://")):
-        # a message unacked for longer than this is redelivered: keep it above any chunk
+        # a message unacked for longer than this is redelivered: keep it above any chunk (a
+        # dead worker's chunk comes back sooner through its lease, see the module docstring)
         options["visibility_timeout"] = settings.migration_task_time_limit * 2
+        if settings.migration_broker_key_prefix:
+            options["global_keyprefix"] = settings.migration_broker_key_prefix
     if broker.startswith("sqla+"):
         # the embedded broker polls a SQLite table; kombu's 1 s default would idle the workers
         from kombu.transport import sqlalchemy as sqla_transport
@@ -85,6 +103,7 @@ def build_context(settings: MigrationSettings) -> pipeline.PipelineContext:
         vault=vault,
         bucket_map=shards,
         sinks={"dry-run": DryRunSink(), "apply": ApplySink(settings, vault, shards)},
+        lease_seconds=settings.migration_lease_seconds,
     )
 
 
@@ -100,6 +119,8 @@ def process_chunk(self: Task, chunk_id: int) -> None:
         log.warning("unknown chunk", chunk_id=chunk_id)
         return
     started = time.monotonic()
+    with _held_lock:
+        _held.add(chunk_id)
     try:
         result = pipeline.run_chunk(ctx, chunk_id)
     except Exception as exc:
@@ -117,6 +138,9 @@ def process_chunk(self: Task, chunk_id: int) -> None:
             raise self.retry(exc=exc, countdown=2**self.request.retries) from None
         pipeline.advance(ctx, chunk.run_id, enqueue)
         return
+    finally:
+        with _held_lock:
+            _held.discard(chunk_id)
     if result is not None:
         CHUNK_SECONDS.labels(chunk.entity).observe(time.monotonic() - started)
         CHUNKS.labels(chunk.entity, "done").inc()
@@ -127,6 +151,38 @@ def process_chunk(self: Task, chunk_id: int) -> None:
             RULES.labels(code).inc(n)
         log.info("chunk done", chunk_id=chunk_id, entity=chunk.entity, rows=result["rows_read"])
     pipeline.advance(ctx, chunk.run_id, enqueue)
+
+
+_held: set[int] = set()  # the chunks this process runs; the keeper renews their lease
+_held_lock = threading.Lock()
+
+
+def keep_leases() -> None:
+    """Forever, every quarter lease: renew the lease of this process's chunks, then recover
+    the running runs (the first round at once, so a worker started late recovers promptly)."""
+    ctx = worker_context()
+    last_error = None
+    while True:
+        with _held_lock:
+            held = set(_held)
+        try:
+            ctx.repo.heartbeat(held)
+            for run_id in ctx.repo.running_runs():
+                recovered = pipeline.recover(ctx, run_id, enqueue)
+                if recovered:
+                    log.warning("lost chunks queued again", run_id=run_id, chunks=recovered)
+            last_error = None
+        except Exception as exc:  # the DB or broker away for a moment: try again next round
+            error = f"{type(exc).__name__}: {exc}"
+            if error != last_error:
+                log.warning("lease keeping failed", error=error)
+            last_error = error
+        time.sleep(ctx.lease_seconds / 4)
+
+
+@worker_ready.connect
+def _start_lease_keeper(**_: object) -> None:
+    threading.Thread(target=keep_leases, name="lease-keeper", daemon=True).start()
 
 
 _metrics_lock = threading.Lock()

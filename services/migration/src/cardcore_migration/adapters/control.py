@@ -1,10 +1,17 @@
-"""The control-database repository of migration runs, chunks, parent look-ups and findings."""
+"""The control-database repository of migration runs, chunks, parent look-ups and findings.
+
+A chunk's status moves pending → queued (its phase opened) → running (claimed by a worker, under
+a lease the worker renews: `heartbeat_at`) → done, or back to queued (a retry, or its worker died:
+the lease expired). Each move is one conditional UPDATE, so two processes racing for the same
+chunk (a redelivered message, two recovery sweeps) cannot both win: a chunk under a live lease is
+not claimed again, and only one of two runs of a chunk records its results.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import io
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 import polars as pl
@@ -91,9 +98,34 @@ class ControlRepository:
                 conn.execute(
                     sa.update(migration_chunk)
                     .where(migration_chunk.c.run_id == run_id, migration_chunk.c.phase == to_phase)
-                    .values(status="queued")
+                    .values(status="queued", heartbeat_at=now())
                 )
         return bool(moved)
+
+    def reopen_run(self, run_id: str) -> None:
+        """A failed run back to work, its failed chunks queued again (any other: unchanged)."""
+        run = self.run(run_id)
+        if run is None or run.status != "failed":
+            return
+        with self.engine.begin() as conn:
+            conn.execute(
+                sa.update(migration_run)
+                .where(migration_run.c.run_id == run_id, migration_run.c.status == "failed")
+                .values(status="running" if run.phase else "planned", error=None, finished_at=None)
+            )
+            conn.execute(
+                sa.update(migration_chunk)
+                .where(migration_chunk.c.run_id == run_id, migration_chunk.c.status == "failed")
+                .values(status="queued", heartbeat_at=now())
+            )
+
+    def running_runs(self) -> list[str]:
+        with self.engine.connect() as conn:
+            return list(
+                conn.execute(
+                    sa.select(migration_run.c.run_id).where(migration_run.c.status == "running")
+                ).scalars()
+            )
 
     def finish_run(self, run_id: str, status: str, error: str | None = None) -> None:
         with self.engine.begin() as conn:
@@ -127,25 +159,94 @@ class ControlRepository:
                 sa.select(migration_chunk).where(migration_chunk.c.chunk_id == chunk_id)
             ).first()
 
-    def start_chunk(self, chunk_id: int) -> None:
+    def claim_chunk(self, chunk_id: int, lease_seconds: float) -> bool:
+        """Mark a queued chunk (or one whose lease expired) running under a fresh lease.
+
+        False if it is done, its phase is not open yet, or another worker holds a live lease
+        on it (a message redelivered while the chunk still runs): the caller skips it.
+        """
+        at = now()
+        chunk = migration_chunk.c
+        expired = sa.or_(
+            chunk.heartbeat_at.is_(None),
+            chunk.heartbeat_at < at - dt.timedelta(seconds=lease_seconds),
+        )
+        with self.engine.begin() as conn:
+            claimed = conn.execute(
+                sa.update(migration_chunk)
+                .where(
+                    chunk.chunk_id == chunk_id,
+                    sa.or_(chunk.status == "queued", sa.and_(chunk.status == "running", expired)),
+                )
+                .values(
+                    status="running",
+                    attempts=chunk.attempts + 1,
+                    started_at=at,
+                    heartbeat_at=at,
+                    error=None,
+                )
+            ).rowcount
+        return bool(claimed)
+
+    def heartbeat(self, chunk_ids: Collection[int]) -> None:
+        """Renew the lease of the chunks a worker is running."""
+        if not chunk_ids:
+            return
         with self.engine.begin() as conn:
             conn.execute(
                 sa.update(migration_chunk)
-                .where(migration_chunk.c.chunk_id == chunk_id)
-                .values(
-                    status="running",
-                    attempts=migration_chunk.c.attempts + 1,
-                    started_at=now(),
-                    error=None,
+                .where(
+                    migration_chunk.c.chunk_id.in_(list(chunk_ids)),
+                    migration_chunk.c.status == "running",
                 )
+                .values(heartbeat_at=now())
+            )
+
+    def requeue_lost(
+        self, run_id: str, phase: int, lease_seconds: float, *, queued_too: bool = False
+    ) -> list[int]:
+        """Chunks of a run's open phase whose worker is gone, queued again; their ids.
+
+        Running under an expired lease: its worker died (or hangs) mid-chunk. Queued ones only
+        if the whole run showed no sign of life (a lease renewed, a chunk queued or finished)
+        for a lease, or `queued_too`: their message was lost with a worker or the broker. A
+        queued chunk that merely waits behind others while workers are busy is left alone.
+        """
+        at = now()
+        cutoff = at - dt.timedelta(seconds=lease_seconds)
+        chunk = migration_chunk.c
+        with self.engine.begin() as conn:
+            if not queued_too:
+                alive = conn.execute(
+                    sa.select(sa.func.count())
+                    .select_from(migration_chunk)
+                    .where(
+                        chunk.run_id == run_id,
+                        sa.or_(chunk.heartbeat_at >= cutoff, chunk.finished_at >= cutoff),
+                    )
+                ).scalar_one()
+                queued_too = alive == 0
+            expired = sa.or_(chunk.heartbeat_at.is_(None), chunk.heartbeat_at < cutoff)
+            lost = sa.and_(chunk.status == "running", expired)
+            if queued_too:
+                lost = sa.or_(lost, chunk.status == "queued")
+            return list(
+                conn.execute(
+                    sa.update(migration_chunk)
+                    .where(chunk.run_id == run_id, chunk.phase == phase, lost)
+                    .values(status="queued", heartbeat_at=at)
+                    .returning(chunk.chunk_id)
+                ).scalars()
             )
 
     def fail_chunk(self, chunk_id: int, error: str, final: bool) -> None:
         with self.engine.begin() as conn:
             conn.execute(
                 sa.update(migration_chunk)
-                .where(migration_chunk.c.chunk_id == chunk_id)
-                .values(status="failed" if final else "queued", error=error[:2000])
+                .where(migration_chunk.c.chunk_id == chunk_id, migration_chunk.c.status != "done")
+                .values(
+                    status="failed" if final else "queued", error=error[:2000], heartbeat_at=now()
+                )
             )
 
     def complete_chunk(
@@ -154,9 +255,23 @@ class ControlRepository:
         result: dict[str, Any],
         lookup: pl.DataFrame | None,
         findings: list[dict[str, Any]],
-    ) -> None:
-        """Results, the parent look-up and the findings of a chunk in one transaction."""
+    ) -> bool:
+        """Results, the parent look-up and the findings of a chunk in one transaction.
+
+        False (nothing written) if another run of the same chunk recorded its results first:
+        the status update comes first, so the second run waits on the row lock, then matches
+        nothing.
+        """
         with self.engine.begin() as conn:
+            recorded = conn.execute(
+                sa.update(migration_chunk)
+                .where(
+                    migration_chunk.c.chunk_id == chunk.chunk_id, migration_chunk.c.status != "done"
+                )
+                .values(status="done", finished_at=now(), heartbeat_at=None, **result)
+            ).rowcount
+            if not recorded:
+                return False
             conn.execute(
                 sa.delete(migration_finding).where(migration_finding.c.chunk_id == chunk.chunk_id)
             )
@@ -178,11 +293,7 @@ class ControlRepository:
                         frame=frame_to_bytes(lookup),
                     )
                 )
-            conn.execute(
-                sa.update(migration_chunk)
-                .where(migration_chunk.c.chunk_id == chunk.chunk_id)
-                .values(status="done", finished_at=now(), **result)
-            )
+        return True
 
     # look-ups and findings ------------------------------------------------------------------
 

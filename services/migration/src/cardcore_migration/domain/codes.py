@@ -52,6 +52,7 @@ RULES: tuple[Rule, ...] = (
     Rule("H02", "authorization", "FIX", "open hold expired before the as-of date: expired"),
     Rule("S01", "statement", "REJECT", "ACCT_NO not found in CCS_ACCT"),
     Rule("X01", "any", "REJECT", "its customer, account or card was rejected"),
+    Rule("F01", "archive file", "REJECT", "archive extract file unreadable or inconsistent"),
 )
 
 RULE_BY_CODE = {rule.code: rule for rule in RULES}

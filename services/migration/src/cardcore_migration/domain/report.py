@@ -1,7 +1,9 @@
 """The dry-run (and later apply) report: SPEC.md "The dry-run report", assembled from chunks.
 
-Pure: it takes the run and its chunk results as plain mappings and returns the JSON-ready dict.
-Card sample keys are already masked by the chunks; no PAN reaches this module.
+Pure: it takes the run, its chunk results and its archive files' F01 verdicts as plain mappings
+and returns the JSON-ready dict. Card sample keys are already masked by the chunks; no PAN
+reaches this module. Archived transactions are in the `transaction` chunks already; a rejected
+archive file counts once under F01 (sample: its name) and in `archive_files`, nowhere else.
 """
 
 from __future__ import annotations
@@ -15,7 +17,11 @@ from cardcore_migration.domain.codes import ALL_CODES, ENTITIES
 SAMPLES_PER_CODE = 20
 
 
-def build_report(run: Mapping[str, Any], chunks: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+def build_report(
+    run: Mapping[str, Any],
+    chunks: Iterable[Mapping[str, Any]],
+    archive_files: Iterable[Mapping[str, Any]] = (),
+) -> dict[str, Any]:
     entities = {e: {"read": 0, "migrated": 0, "rejected": 0} for e in ENTITIES}
     rules: dict[str, int] = {}
     shards: dict[str, dict[str, int]] = {}
@@ -44,6 +50,18 @@ def build_report(run: Mapping[str, Any], chunks: Iterable[Mapping[str, Any]]) ->
             if entity == "account":
                 for side in ("migrated", "rejected"):
                     balance[side] += chunk["signed_totals"][side]
+    files: dict[str, dict[str, Any]] = {}
+    for verdict in archive_files:
+        files[verdict["name"]] = {
+            "status": verdict["status"],
+            "details": verdict["details"],
+            "reason": verdict["reason"],
+        }
+        if verdict["status"] == "rejected":
+            rules["F01"] = rules.get("F01", 0) + 1
+            rejected_files = samples.setdefault("F01", [])
+            if len(rejected_files) < SAMPLES_PER_CODE:
+                rejected_files.append(verdict["name"])
     order = {code: i for i, code in enumerate(ALL_CODES)}
     return {
         "mode": run["mode"],
@@ -68,5 +86,6 @@ def build_report(run: Mapping[str, Any], chunks: Iterable[Mapping[str, Any]]) ->
         },
         "shards": dict(sorted(shards.items(), key=lambda item: int(item[0]))),
         "samples": {c: samples[c] for c in sorted(samples, key=lambda c: order.get(c, len(order)))},
+        "archive_files": dict(sorted(files.items())),
         "chunks": len(chunk_list),
     }

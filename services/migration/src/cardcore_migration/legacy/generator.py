@@ -26,6 +26,7 @@ from cardcore_kernel.money import yuan
 from cardcore_kernel.pan import luhn_check_digit
 from cardcore_migration.domain.codes import ENTITIES, is_reject
 from cardcore_migration.legacy import names
+from cardcore_migration.legacy.archive import Archive, build_archive
 
 ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 ID_CHECK_CHARS = "10X98765432"
@@ -33,6 +34,7 @@ FOREIGN_BIN = "621700"  # not the issuer's BIN: PANs that are nowhere in CCS_CAR
 HISTORY_DAYS = 395  # about 13 months of online history
 TXN_SEQ_BASE = 10_000_000  # archive TD-TXN-SEQ values stay below this
 AUTH_ID_BASE = 50_000_000
+TRUTH_COLUMNS = ("ACCT_NO", "CARD_NO", "REF_NO", "i_T01", "i_T02", "i_T03", "i_T04", "i_T05")
 
 TXN_MIX = (  # code, D/C, share, min fen, max fen, card-level
     ("1000", "D", 0.62, 1_000, 500_000, True),
@@ -54,6 +56,7 @@ class LegacyDataset:
 
     tables: dict[str, pl.DataFrame]
     truth: dict[str, Any] = field(default_factory=dict)
+    archive: dict[str, bytes] = field(default_factory=dict)  # extract file name -> content
 
 
 def resident_id_check(body: str) -> str:
@@ -677,9 +680,32 @@ class Generator:
         frame = frame.join(foreign, on="r", how="left").with_columns(
             pl.coalesce("foreign", "CARD_NO").alias("CARD_NO")
         )
-        # truth
+        self.txn_truth_rows = frame.select(
+            pl.col("TXN_SEQ").cast(pl.String).alias("key"), *TRUTH_COLUMNS
+        )
+        return frame.select(
+            "TXN_SEQ",
+            "ACCT_NO",
+            "CARD_NO",
+            "TXN_CD",
+            "DC_FLG",
+            "TXN_AMT",
+            "CCY_CD",
+            "TXN_DT",
+            "TXN_TM",
+            "POST_DT",
+            "MCC",
+            "MER_NM",
+            "AUTH_CD",
+            "REF_NO",
+        )
+
+    def transaction_truth(self, archived: pl.DataFrame) -> None:
+        """T codes of CCS_TXN rows and of the valid archive files' details, judged together:
+        T06 partners span both (details of F01 files are not read, so they are not here)."""
+        rows = pl.concat([self.txn_truth_rows, archived.select("key", *TRUTH_COLUMNS)])
         accounts_truth, cards_truth = self._parents()
-        judged = frame.join(accounts_truth, on="ACCT_NO", how="left").join(
+        judged = rows.join(accounts_truth, on="ACCT_NO", how="left").join(
             cards_truth, on="CARD_NO", how="left"
         )
         ref_blank = pl.col("REF_NO").str.strip_chars(" \u3000") == ""
@@ -701,25 +727,9 @@ class Generator:
             )
             .alias("codes")
         )
-        with_codes = judged.filter(pl.col("codes").list.len() > 0).select("TXN_SEQ", "codes")
-        for seq, codes in with_codes.iter_rows():
-            self.codes["transaction"][str(seq)] = codes
-        return frame.select(
-            "TXN_SEQ",
-            "ACCT_NO",
-            "CARD_NO",
-            "TXN_CD",
-            "DC_FLG",
-            "TXN_AMT",
-            "CCY_CD",
-            "TXN_DT",
-            "TXN_TM",
-            "POST_DT",
-            "MCC",
-            "MER_NM",
-            "AUTH_CD",
-            "REF_NO",
-        )
+        with_codes = judged.filter(pl.col("codes").list.len() > 0).select("key", "codes")
+        for key, codes in with_codes.iter_rows():
+            self.codes["transaction"][key] = codes
 
     # -------------------------------------------------------------------------- authorizations
 
@@ -866,11 +876,15 @@ class Generator:
         tables["CCS_ACCT"] = self.accounts()
         tables["CCS_CARD"] = self.cards(card_bin)
         tables["CCS_TXN"] = self.transactions()
+        archive = build_archive(self, tables["CCS_TXN"])
+        self.transaction_truth(archive.valid_details)
         tables["CCS_AUTH"] = self.authorizations()
         tables["CCS_STMT"] = self.statements()
-        return LegacyDataset(tables, self.truth(tables))
+        return LegacyDataset(tables, self.truth(tables, archive), archive.files)
 
-    def truth(self, tables: dict[str, pl.DataFrame]) -> dict[str, Any]:
+    def truth(self, tables: dict[str, pl.DataFrame], archive: Archive) -> dict[str, Any]:
+        """Counts, rule counts and codes per legacy key; archived transactions count under
+        `transaction` (key `<file>#<TD-TXN-SEQ>`), F01 files under `archive_file` (key: name)."""
         table_of = dict(
             zip(
                 ENTITIES,
@@ -887,7 +901,12 @@ class Generator:
                     rules[code] = rules.get(code, 0) + 1
                 rejected += any(is_reject(c) for c in codes)
             read = tables[table_of[entity]].height
+            if entity == "transaction":
+                read += archive.valid_details.height
             entities[entity] = {"read": read, "migrated": read - rejected, "rejected": rejected}
+        rejected_files = {n: ["F01"] for n, v in archive.verdicts.items() if v["cause"]}
+        if rejected_files:
+            rules["F01"] = len(rejected_files)
         return {
             "as_of": self.as_of.isoformat(),
             "seed": self.seed,
@@ -899,5 +918,6 @@ class Generator:
                 "migrated_signed_total": yuan(self.balance_truth["migrated"]),
                 "rejected_signed_total": yuan(self.balance_truth["rejected"]),
             },
-            "codes": self.codes,
+            "codes": {**self.codes, "archive_file": rejected_files},
+            "archive_files": archive.verdicts,
         }

@@ -95,3 +95,23 @@ MERCHANTS = (
     ("7832", "万达影城"),
     ("5811", "喜茶（堃元店）"),
 )
+
+# The host archive's code page (cp037) has no Chinese: archived merchant names are Latin text.
+ARCHIVE_MERCHANTS = (
+    ("5411", "BEIJING HUALIAN SUPERMARKET"),
+    ("5411", "YONGHUI SUPERSTORES FUZHOU"),
+    ("5812", "HAIDILAO HOT POT"),
+    ("5812", "QUANJUDE ROAST DUCK"),
+    ("5814", "STARBUCKS GUOMAO"),
+    ("5541", "SINOPEC FILLING STATION"),
+    ("5541", "PETROCHINA FILLING STATION"),
+    ("4511", "AIR CHINA"),
+    ("7011", "JINJIANG INN"),
+    ("5311", "WANGFUJING DEPARTMENT STORE"),
+    ("5732", "SUNING.COM"),
+    ("5999", "JD.COM"),
+    ("4121", "DIDI CHUXING"),
+    ("5912", "LAOBAIXING PHARMACY"),
+    ("5977", "WATSONS"),
+    ("7832", "WANDA CINEMAS"),
+)

@@ -10,12 +10,14 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Callable
+from pathlib import Path
 
 import polars as pl
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 from cardcore_kernel.db import ensure_database, is_sqlite
+from cardcore_migration.legacy.archive import EXTRACT_PREFIX
 from cardcore_migration.legacy.schema import MONEY_COLUMNS, RATE_COLUMNS, TABLES, metadata
 
 LOAD_ORDER = ("CCS_CUST", "CCS_ACCT", "CCS_CARD", "CCS_TXN", "CCS_AUTH", "CCS_STMT")
@@ -155,3 +157,13 @@ def _load_mariadb(engine: sa.Engine, name: str, frame: pl.DataFrame) -> None:
             conn.exec_driver_sql(statement)
     finally:
         os.unlink(path)
+
+
+def write_archive(directory: Path, files: dict[str, bytes]) -> None:
+    """(Re)write the generated archive extract files; earlier generated extracts go first."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for old in directory.glob(f"{EXTRACT_PREFIX}*"):
+        if old.is_file():
+            old.unlink()
+    for name, content in files.items():
+        (directory / name).write_bytes(content)

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import httpx
+import sqlalchemy as sa
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -29,6 +30,10 @@ from cardcore_stack.processes import dev_api_key
 
 console = Console()
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
+CARDS_FILE = "cards.json"
+JOURNAL_FILE = "approvals.jsonl"
+CSV_PREFIX = "loadtest"  # the locustfile writes <prefix>_stats.csv and <prefix>_failures.csv
+STATS_CSV, FAILURES_CSV = f"{CSV_PREFIX}_stats.csv", f"{CSV_PREFIX}_failures.csv"
 NAMES = ["张伟", "王芳", "李娜", "刘洋", "陈静", "杨磊", "赵敏", "黄勇", "周杰", "吴秀英"]
 
 
@@ -105,6 +110,7 @@ def run_locust(
         "LOADTEST_CARDS": str(cards_file),
         "LOADTEST_JOURNAL": str(journal),
         "LOADTEST_API_KEY": api_key,
+        "LOADTEST_CSV_PREFIX": str(report / CSV_PREFIX),
     }
     command = [
         sys.executable,
@@ -121,8 +127,6 @@ def run_locust(
         duration,
         "--host",
         host,
-        "--csv",
-        str(report / "loadtest"),
         "--html",
         str(report / "loadtest.html"),
         "--only-summary",
@@ -151,20 +155,38 @@ def run_loadtest(
     duration: str,
     report: Path,
     cards: int,
+    logs: list[Path] | None = None,
 ) -> LoadTestResult:
+    """Issue test cards, run Locust into `report`, then `verify` it."""
     report.mkdir(parents=True, exist_ok=True)
     with httpx.Client(
         base_url=host, headers={"Authorization": f"Bearer {api_key}"}, timeout=30
     ) as client:
         issued = issue_cards(client, cards, seed=len(os.listdir(report)))
-    cards_file = report / "cards.json"  # holds test PANs: private to the operator
+    cards_file = report / CARDS_FILE  # holds test PANs: private to the operator
     cards_file.write_text(json.dumps(issued))
     cards_file.chmod(0o600)
-    journal = report / "approvals.jsonl"
+    journal = report / JOURNAL_FILE
     journal.write_text("")
+    for stale in (STATS_CSV, FAILURES_CSV):  # an earlier run's, if Locust should write none
+        (report / stale).unlink(missing_ok=True)
     run_locust(host, api_key, users, spawn_rate, duration, report, cards_file, journal)
-    stats = _read_csv(report / "loadtest_stats.csv")
-    failures = _read_csv(report / "loadtest_failures.csv")
+    return verify(settings, report, logs or [])
+
+
+def verify(settings: CardcoreSettings, report: Path, logs: list[Path]) -> LoadTestResult:
+    """The invariant check of the load test recorded in `report` (no traffic of its own).
+
+    The clear-PAN search covers this stack's log directory, the report directory and `logs`
+    (files or directories): pass the services' logs there when they live elsewhere, e.g. the
+    output of `docker compose logs` (deploy/loadtest does).
+    """
+    if not (report / CARDS_FILE).exists() or not (report / JOURNAL_FILE).exists():
+        raise RuntimeError(f"{report}: no load test recorded here ({CARDS_FILE}, {JOURNAL_FILE})")
+    issued = json.loads((report / CARDS_FILE).read_text())
+    journal = report / JOURNAL_FILE
+    stats = _read_csv(report / STATS_CSV)
+    failures = _read_csv(report / FAILURES_CSV)
     server_errors = sum(
         int(f["Occurrences"])
         for f in failures
@@ -184,7 +206,7 @@ def run_loadtest(
         invariants.check_limits(settings, account_ids),
         invariants.check_journal(settings),
         invariants.check_holds(settings),
-        invariants.check_no_clear_pan(settings, pans, [settings.data_path / "logs", report]),
+        invariants.check_no_clear_pan(settings, pans, [settings.data_path / "logs", report, *logs]),
     ]
     return LoadTestResult(checks, stats, failures)
 
@@ -227,26 +249,57 @@ def register(app: typer.Typer) -> None:
         api_key: Annotated[
             str | None, typer.Option("--api-key", envvar="GATEWAY_BOOTSTRAP_KEY")
         ] = None,
+        logs: Annotated[
+            list[Path] | None,
+            typer.Option(
+                "--logs",
+                help="More service logs (file or directory) to search for clear PANs; "
+                "repeatable. The stack's log directory and the report are always searched.",
+            ),
+        ] = None,
+        check_only: Annotated[
+            bool,
+            typer.Option(
+                "--check-only",
+                help="No traffic: re-run the invariant check on the load test in --report "
+                "(e.g. once the services' logs have been collected).",
+            ),
+        ] = False,
     ) -> None:
         """Locust through the gateway, then the invariant check; non-zero exit if one fails."""
         if not re.fullmatch(r"\d+[smh]?", duration):
             console.print(f"[red]--duration: not a duration like 60s or 2m:[/] {duration}")
             raise typer.Exit(2)
+        missing = [str(path) for path in logs or [] if not path.exists()]
+        if missing:
+            console.print(f"[red]--logs: no such file or directory:[/] {', '.join(missing)}")
+            raise typer.Exit(2)
         settings = get_settings()
         target = host or settings.gateway_url
+        report_dir = report or settings.data_path / "loadtest"
         try:
-            result = run_loadtest(
-                settings,
-                target,
-                dev_api_key(settings, api_key),
-                users,
-                spawn_rate,
-                duration,
-                report or settings.data_path / "loadtest",
-                cards,
-            )
-        except (httpx.HTTPError, RuntimeError) as exc:
+            if check_only:
+                result = verify(settings, report_dir, logs or [])
+            else:
+                result = run_loadtest(
+                    settings,
+                    target,
+                    dev_api_key(settings, api_key),
+                    users,
+                    spawn_rate,
+                    duration,
+                    report_dir,
+                    cards,
+                    logs,
+                )
+        except RuntimeError as exc:
+            console.print(f"[red]load test failed before its check:[/] {exc}")
+            raise typer.Exit(1) from None
+        except httpx.HTTPError as exc:
             console.print(f"[red]load test could not start against {target}:[/] {exc}")
+            raise typer.Exit(1) from None
+        except sa.exc.SQLAlchemyError as exc:
+            console.print(f"[red]the invariant check could not read the databases:[/] {exc}")
             raise typer.Exit(1) from None
         show(result)
         raise typer.Exit(0 if result.ok else 1)

@@ -192,17 +192,31 @@ def _pan_in_database(url: str, pans: list[str]) -> list[str]:
     return hits
 
 
-def check_no_clear_pan(settings: CardcoreSettings, pans: list[str], log_dirs: list[Path]) -> Check:
+def _log_files(places: list[Path]) -> list[Path]:
+    """Every `*.log` file under the directories of `places`, and the files named there."""
+    files: set[Path] = set()
+    for place in places:
+        if place.is_dir():
+            files.update(place.rglob("*.log"))
+        elif place.is_file():
+            files.add(place)
+    return sorted(files)
+
+
+def check_no_clear_pan(settings: CardcoreSettings, pans: list[str], logs: list[Path]) -> Check:
+    """No PAN of `pans` in the log files at `logs` (files or directories) or any database."""
     hits: list[str] = []
-    for log_dir in log_dirs:
-        for log in log_dir.rglob("*.log"):
-            text = log.read_text(errors="replace")
-            if any(pan in text for pan in pans):
-                hits.append(str(log))
-    for url in _database_urls(settings):
+    log_files = _log_files(logs)
+    for log in log_files:
+        text = log.read_text(errors="replace")
+        if any(pan in text for pan in pans):
+            hits.append(str(log))
+    urls = _database_urls(settings)
+    for url in urls:
         hits += [f"{url.rsplit('/', 1)[-1]}:{where}" for where in _pan_in_database(url, pans)]
     return Check(
         "no PAN in clear in logs or databases",
         not hits,
-        f"{len(pans)} PANs searched" + (f"; found in {hits[:SAMPLE]}" if hits else ""),
+        f"{len(pans)} PANs searched in {len(log_files)} log files and {len(urls)} databases"
+        + (f"; found in {hits[:SAMPLE]}" if hits else ""),
     )

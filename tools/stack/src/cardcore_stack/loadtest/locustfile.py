@@ -6,10 +6,16 @@ from the system itself (`LOADTEST_CARDS`, written by `cardcore loadtest` after i
 through the gateway); every authorization outcome is journaled to `LOADTEST_JOURNAL` so the
 invariant check can prove each approval was recorded exactly once. PANs are never logged: Locust
 names requests by route, not by URL.
+
+The stats and failures CSVs (`LOADTEST_CSV_PREFIX`_stats.csv / _failures.csv, Locust's own
+format) are written here when the run has ended: Locust's `--csv` refreshes its files once a second
+and does not write them a last time at exit, so it misses the requests of the last second and of
+the stop timeout.
 """
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import random
@@ -19,10 +25,14 @@ from pathlib import Path
 from typing import Any
 
 from locust import HttpUser, between, events, task
+from locust.env import Environment
+from locust.stats import PERCENTILES_TO_REPORT, StatsCSV
 
 CARDS: list[dict[str, str]] = json.loads(Path(os.environ["LOADTEST_CARDS"]).read_text())
 JOURNAL = open(os.environ["LOADTEST_JOURNAL"], "a", buffering=1)  # noqa: SIM115
 API_KEY = os.environ["LOADTEST_API_KEY"]
+CSV_PREFIX = os.environ["LOADTEST_CSV_PREFIX"]
+ENVIRONMENT: list[Environment] = []  # Locust's, once it has started
 MERCHANTS = [
     ("5411", "永辉超市"),
     ("5812", "海底捞火锅"),
@@ -41,9 +51,24 @@ def _amount(low: int, high: int) -> str:
     return str(Decimal(min(fen, high * 100)).scaleb(-2).quantize(Decimal("0.01")))
 
 
+@events.init.add_listener
+def _remember_environment(environment: Environment, **_kwargs: Any) -> None:
+    ENVIRONMENT.append(environment)
+
+
 @events.quitting.add_listener
 def _close_journal(**_kwargs: Any) -> None:
     JOURNAL.close()
+
+
+@events.quit.add_listener
+def _write_csv(**_kwargs: Any) -> None:
+    """The final stats and failures: `quit` fires once every user has stopped."""
+    report = StatsCSV(ENVIRONMENT[0], PERCENTILES_TO_REPORT)
+    with open(f"{CSV_PREFIX}_stats.csv", "w", newline="") as handle:
+        report.requests_csv(csv.writer(handle))
+    with open(f"{CSV_PREFIX}_failures.csv", "w", newline="") as handle:
+        report.failures_csv(csv.writer(handle))
 
 
 class Cardholder(HttpUser):
