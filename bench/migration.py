@@ -5,8 +5,9 @@
 Creates its own uniquely named databases (a GBK MariaDB CCS database; PostgreSQL control + one
 accounts and one ledger database per shard; one database each for the two baselines) and drops
 them at the end unless `--keep`. Seeds CCS with `cardcore legacy seed`, brings the stack to head
-with `cardcore db upgrade`, starts a real `cardcore migrate worker` (Celery, Redis broker on an
-empty Redis database) and waits until it is ready, then, on the same CCS tables:
+with `cardcore db upgrade`, starts `--workers` real `cardcore migrate worker` processes (Celery,
+Redis broker on an empty Redis database; processes because extraction and transforms hold the
+GIL) and waits until they are ready, then, on the same CCS tables:
 
 1. times `cardcore migrate apply` end to end: plan (watermarks, C06/T06 scans), every chunk of
    every entity (extract, rules, PAN sealing, staged idempotent load on 4 shards), the report,
@@ -261,7 +262,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--customers", type=int, default=100_000)
     parser.add_argument("--shards", type=int, default=4)
-    parser.add_argument("--concurrency", type=int, default=2, help="migration worker threads")
+    parser.add_argument("--workers", type=int, default=2, help="migration worker processes")
+    parser.add_argument("--concurrency", type=int, default=1, help="threads per worker process")
     parser.add_argument("--chunk-rows", type=int, default=None, help="default: the setting's")
     parser.add_argument(
         "--ccs-database",
@@ -289,7 +291,7 @@ def main() -> int:
         "CCS_URL": ccs_url,
     }
     log = workdir / "cardcore.log"
-    worker = None
+    workers: list[subprocess.Popen[bytes]] = []
     mismatch = None
     try:
         if not args.ccs_database:
@@ -302,7 +304,11 @@ def main() -> int:
         total = sum(rows.values())
         print("CCS rows: " + ", ".join(f"{t} {n:,}" for t, n in rows.items()) + f"; {total:,}")
         cli("db", "upgrade", env=env, log=log)
-        worker = start_worker(env, workdir / "worker.log", args.concurrency)
+        # processes, not only threads: extraction and transforms hold the GIL
+        workers = [
+            start_worker(env, workdir / f"worker{n}.log", args.concurrency)
+            for n in range(args.workers)
+        ]
         report = workdir / "report.json"
         apply_args = ["migrate", "apply", "--as-of", AS_OF, "--no-local-worker"]
         apply_args += ["--report", str(report), "--html", str(workdir / "report.html")]
@@ -315,8 +321,9 @@ def main() -> int:
         tables_only = {**env, "CCS_ARCHIVE_DIR": str(workdir / "no-archive")}
         apply_seconds = cli(*apply_args, env=tables_only, log=log)
         apply_ended = dt.datetime.now(dt.UTC)
-        stop(worker)
-        worker = None
+        for worker in workers:
+            stop(worker)
+        workers = []
         result = json.loads(report.read_text())
         read = sum(e["read"] for e in result["entities"].values())
         if read != total:
@@ -369,11 +376,12 @@ def main() -> int:
                 "apply_breakdown": breakdown,
                 "pgloader_seconds": pgloader_seconds and round(pgloader_seconds, 2),
                 "copy_seconds": copy_seconds and round(copy_seconds, 2),
+                "workers": args.workers,
                 "concurrency": args.concurrency,
             },
         )
     finally:
-        if worker is not None:
+        for worker in workers:
             stop(worker)
         clear_broker_keys(redis_db)
         if args.keep:
