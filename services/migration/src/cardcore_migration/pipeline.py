@@ -186,7 +186,7 @@ def plan_run(
     archive_dir: Path | None = None,
 ) -> str:
     """Record a run: watermarks, the C06/T06 duplicate sets, F01 of the archive files, and
-    every chunk of every entity (one per valid archive file)."""
+    every chunk of every entity (valid archive files grouped by about `chunk_rows` details)."""
     engine = ctx.source
     upd_ts, txn_seq, auth_id = ccs.watermarks(engine)
     certs = ccs.cert_pairs(engine).with_columns(
