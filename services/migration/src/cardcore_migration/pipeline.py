@@ -476,19 +476,16 @@ def run_chunk(ctx: PipelineContext, chunk_id: int) -> dict[str, Any] | None:
     if chunk.entity in ("customer", "account", "card"):
         columns = ["key", "rejected"] + (["bucket"] if chunk.entity == "account" else [])
         lookup = judged.select(columns).filter(pl.col("key").is_not_null())
-    flagged = judged.filter(pl.col("codes").list.len() > 0).select(
-        "key", "display_key", pl.col("codes").list.join(" ").alias("codes"), "rejected"
+    findings = judged.filter(pl.col("codes").list.len() > 0).select(
+        pl.lit(run.run_id).alias("run_id"),
+        pl.lit(chunk.entity).alias("entity"),
+        pl.when(pl.col("key").is_null() | (pl.col("key") == ""))
+        .then(pl.col("display_key"))
+        .otherwise(pl.col("key"))
+        .alias("legacy_key"),
+        pl.lit(chunk_id).alias("chunk_id"),
+        "display_key",
+        pl.col("codes").list.join(" ").alias("codes"),
+        "rejected",
     )
-    findings = [
-        {
-            "run_id": run.run_id,
-            "entity": chunk.entity,
-            "legacy_key": key or display,
-            "chunk_id": chunk_id,
-            "display_key": display,
-            "codes": codes,
-            "rejected": rejected,
-        }
-        for key, display, codes, rejected in flagged.iter_rows()
-    ]
     return result if ctx.repo.complete_chunk(chunk, result, lookup, findings) else None

@@ -7,13 +7,14 @@ PAN directory) directly, leaving exactly the rows those services would hold had 
 the records themselves (see `domain/target.py` for the rows, the ledger's tables.py docstring for
 the legacy-load contract).
 
-Loading, per entity, shard and service database, in ONE transaction:
-1. a temporary staging table with the target's columns is filled in bulk - PostgreSQL `COPY` of
-   the frame written as CSV by polars (psycopg 3 `cursor.copy`), SQLite one `executemany`;
-2. staged rows whose key the target already holds are deleted from staging (a re-run of a chunk,
-   a second apply of the same data, a redelivered task: nothing is loaded twice);
-3. `INSERT INTO target SELECT … FROM staging`, plus what depends on exactly those rows (the open
-   holds added to `ledger_accounts`, journal entries of new opening postings).
+Loading, per entity, shard and service database, in ONE transaction (`load`):
+- the first load of a chunk on PostgreSQL copies the rows straight into the target table
+  (`COPY`, see adapters/bulk.py) inside a savepoint, where the table's own primary key or unique
+  constraint on the legacy key turns a second load into an error rather than a duplicate;
+- a re-run (a second apply, a redelivered task: that savepoint failed), SQLite, and loads with a
+  dependent step go through a temporary staging table filled in bulk: staged rows whose key the
+  target already holds are deleted, the rest inserted with `INSERT … SELECT`, then what depends
+  on exactly those rows (the open holds added to `ledger_accounts`).
 So a chunk either loaded all its rows on a shard or none, and loading it again changes nothing.
 """
 
@@ -26,6 +27,7 @@ from collections.abc import Callable, Sequence
 from typing import Protocol
 
 import polars as pl
+import psycopg
 import sqlalchemy as sa
 
 from cardcore_accounts import tables as accounts_tables
@@ -35,6 +37,7 @@ from cardcore_kernel.pan import PanVault
 from cardcore_kernel.settings import CardcoreSettings
 from cardcore_kernel.sharding import BucketMap
 from cardcore_ledger import tables as ledger_tables
+from cardcore_migration.adapters.bulk import insert_frame
 from cardcore_migration.domain import target
 
 AfterLoad = Callable[[sa.Connection, sa.Table], None]
@@ -64,18 +67,16 @@ def _staging_table(table: sa.Table, columns: Sequence[str]) -> sa.Table:
     )
 
 
-def _fill(conn: sa.Connection, staging: sa.Table, rows: pl.DataFrame) -> None:
-    columns = list(rows.columns)
-    if conn.dialect.name == "postgresql":
-        # polars writes the whole frame as CSV in one call (no Python per row): NULL is an empty
-        # field, an empty string a quoted "" - exactly how COPY's CSV format tells them apart
-        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-        names = ", ".join(f'"{c}"' for c in columns)
-        statement = f'COPY "{staging.name}" ({names}) FROM STDIN (FORMAT csv)'
-        with cursor, cursor.copy(statement) as copy:
-            copy.write(rows.write_csv(include_header=False).encode())
-    else:
-        conn.execute(staging.insert(), rows.to_dicts())
+def _unique_on(table: sa.Table, keys: Sequence[str]) -> bool:
+    """Does `table` itself refuse a second row with the same `keys` (primary key or unique)?"""
+    wanted = set(keys)
+    constraints = [table.primary_key, *table.constraints, *table.indexes]
+    return any(
+        {c.name for c in constraint.columns} == wanted
+        for constraint in constraints
+        if isinstance(constraint, sa.PrimaryKeyConstraint | sa.UniqueConstraint)
+        or (isinstance(constraint, sa.Index) and constraint.unique)
+    )
 
 
 def load(
@@ -84,20 +85,51 @@ def load(
     rows: pl.DataFrame,
     keys: Sequence[str],
     after: AfterLoad | None = None,
+    *,
+    known_new: bool = False,
 ) -> int:
-    """Insert `rows` into `table` except those whose `keys` it already holds; rows inserted."""
+    """Insert `rows` into `table` except those whose `keys` it already holds; rows inserted.
+
+    First load of a chunk (the usual case) on PostgreSQL: the rows are copied straight into
+    the table, inside a savepoint, when the table's own primary key or unique constraint on
+    `keys` guarantees a re-run fails instead of duplicating (or the caller knows, `known_new`,
+    that none of them can be there); if some are already there (a re-run), the savepoint is
+    rolled back and the staged path below loads only the missing ones. With an `after` step,
+    which works from the staged rows, always staged.
+    """
     if rows.is_empty():
         return 0
+    direct = after is None and (known_new or _unique_on(table, keys))
+    if direct and conn.dialect.name == "postgresql":
+        try:
+            with conn.begin_nested():
+                insert_frame(conn, table, rows)
+            return rows.height
+        except psycopg.errors.UniqueViolation:
+            if known_new:
+                raise
+    return _load_staged(conn, table, rows, keys, after)
+
+
+def _load_staged(
+    conn: sa.Connection,
+    table: sa.Table,
+    rows: pl.DataFrame,
+    keys: Sequence[str],
+    after: AfterLoad | None,
+) -> int:
     staging = _staging_table(table, rows.columns)
     # Dropped on success only: on failure the transaction rolls back and takes the table with it
     # (DDL is transactional on PostgreSQL and SQLite), and a DROP in an aborted transaction would
     # hide the real error.
     staging.create(conn)
-    _fill(conn, staging, rows)
+    insert_frame(conn, staging, rows)
     already = sa.select(sa.literal(1)).where(*(table.c[k] == staging.c[k] for k in keys))
     conn.execute(sa.delete(staging).where(already.exists()))
     columns = [table.c[c] for c in rows.columns]
-    inserted = conn.execute(sa.insert(table).from_select(columns, sa.select(*staging.c))).rowcount
+    insert = sa.insert(table).from_select(columns, sa.select(*staging.c))
+    # SQLAlchemy keeps an INSERT's row count only when asked to
+    inserted = conn.execute(insert.execution_options(preserve_rowcount=True)).rowcount
     if after is not None:
         after(conn, staging)
     staging.drop(conn)
@@ -185,9 +217,16 @@ class ApplySink:
                 target.ledger_accounts(records, now),
                 ["legacy_key"],
             )
-            load(conn, ledger_tables.postings, postings, ["legacy_key"])
-            # a posting's entries are loaded together with it, so "has entries" means "loaded"
-            load(conn, ledger_tables.journal_entries, entries, ["posting_id"])
+            posted = load(conn, ledger_tables.postings, postings, ["legacy_key"])
+            # a posting's entries are loaded together with it, so "has entries" means "loaded",
+            # and entries of postings that were all new cannot be there yet
+            load(
+                conn,
+                ledger_tables.journal_entries,
+                entries,
+                ["posting_id"],
+                known_new=posted == postings.height,
+            )
 
     def _cards(self, shard: int, records: pl.DataFrame, as_of: dt.date, now: dt.datetime) -> None:
         rows = target.service_cards(records, as_of, now)

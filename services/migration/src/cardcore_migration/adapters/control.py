@@ -17,14 +17,13 @@ from typing import Any
 import polars as pl
 import sqlalchemy as sa
 
+from cardcore_migration.adapters.bulk import insert_frame
 from cardcore_migration.schema import (
     migration_chunk,
     migration_finding,
     migration_lookup,
     migration_run,
 )
-
-FINDING_BATCH = 20_000
 
 
 def now() -> dt.datetime:
@@ -254,7 +253,7 @@ class ControlRepository:
         chunk: sa.Row[Any],
         result: dict[str, Any],
         lookup: pl.DataFrame | None,
-        findings: list[dict[str, Any]],
+        findings: pl.DataFrame,
     ) -> bool:
         """Results, the parent look-up and the findings of a chunk in one transaction.
 
@@ -275,8 +274,7 @@ class ControlRepository:
             conn.execute(
                 sa.delete(migration_finding).where(migration_finding.c.chunk_id == chunk.chunk_id)
             )
-            for start in range(0, len(findings), FINDING_BATCH):
-                conn.execute(sa.insert(migration_finding), findings[start : start + FINDING_BATCH])
+            insert_frame(conn, migration_finding, findings)
             if lookup is not None:
                 conn.execute(
                     sa.delete(migration_lookup).where(

@@ -5,21 +5,21 @@ SQLite's REAL storage of DECIMAL cannot leak a float into the pipeline), DAILY_R
 millionths. MariaDB streams through a server-side cursor; text arrives decoded from GBK by the
 driver (the connection charset).
 
-PyMySQL is pure Python and pays per field it parses: a 16-column CCS_TXN row cost more to parse
-than everything else the pipeline does with it. So on MariaDB each row comes back as ONE field,
-a CSV line the server builds (`CONCAT_WS` of the columns, text quoted with `"` doubled, NULL as
-an empty unquoted field), and polars parses a whole batch of lines at once - same values, same
-types, a fraction of the time. SQLite (tests, the local stack) reads columns as they are.
+PyMySQL is pure Python and pays per row and per field it parses: a 16-column CCS_TXN row cost
+more to read than everything else the pipeline does with it. So MariaDB is read by connectorx
+(Rust, MySQL protocol, no GIL held) straight into Arrow record batches of `BATCH_ROWS` rows,
+streamed from the server and handed to polars without a Python object per value; the server
+converts GBK to the connection's UTF-8, NULL stays NULL. SQLite (tests, the local stack) reads
+through SQLAlchemy's streaming cursor. PyMySQL remains the driver of every other statement.
 """
 
 from __future__ import annotations
 
-import io
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import connectorx
 import polars as pl
-import pymysql.cursors
 import sqlalchemy as sa
 
 from cardcore_migration.legacy.schema import MONEY_COLUMNS, RATE_COLUMNS, TABLES
@@ -108,7 +108,7 @@ def _stream(
     engine: sa.Engine, query: sa.Select[tuple[object, ...]], schema: dict[str, pl.DataType]
 ) -> Iterator[pl.DataFrame]:
     if engine.dialect.name in ("mysql", "mariadb"):
-        yield from _stream_csv_lines(engine, query, schema)
+        yield from _stream_arrow(engine, query, schema)
         return
     with engine.connect() as conn:
         result = conn.execution_options(stream_results=True, yield_per=BATCH_ROWS).execute(query)
@@ -116,48 +116,34 @@ def _stream(
             yield pl.DataFrame(rows, schema=schema, orient="row")
 
 
-def _csv_field(column: sa.ColumnElement[object], numeric: bool) -> sa.ColumnElement[object]:
-    """One column as a CSV field: text quoted (quotes doubled), numbers bare, NULL empty."""
-    if numeric:
-        text: sa.ColumnElement[object] = column
-    else:
-        text = sa.func.concat('"', sa.func.replace(column, '"', '""'), '"')
-    return sa.func.ifnull(text, "")
+def connectorx_url(url: sa.URL) -> str:
+    """A SQLAlchemy MariaDB URL as connectorx's `mysql://user:password@host:port/database`."""
+    plain = url.set(drivername="mysql", query={})
+    return plain.render_as_string(hide_password=False)
 
 
-def _stream_csv_lines(
+def _stream_arrow(
     engine: sa.Engine, query: sa.Select[tuple[object, ...]], schema: dict[str, pl.DataType]
 ) -> Iterator[pl.DataFrame]:
-    """MariaDB: each row as one CSV line built by the server; polars parses batches of lines."""
-    columns = list(query.selected_columns)
-    line = sa.func.concat_ws(",", *(_csv_field(c, schema[c.name] != pl.String()) for c in columns))
-    compiled = query.with_only_columns(line).compile(dialect=engine.dialect)
-    raw = engine.raw_connection()
-    try:
-        cursor = raw.cursor(pymysql.cursors.SSCursor)  # type: ignore[call-arg]
-        try:
-            cursor.execute(str(compiled), compiled.params)
-            while rows := cursor.fetchmany(BATCH_ROWS):
-                yield pl.read_csv(
-                    io.BytesIO("\n".join([text for (text,) in rows]).encode()),
-                    has_header=False,
-                    new_columns=list(schema),
-                    schema=schema,
-                    quote_char='"',
-                )
-        finally:
-            cursor.close()
-    finally:
-        raw.close()
+    """MariaDB: the query's rows as Arrow record batches (connectorx), cast to `schema`."""
+    # connectorx takes SQL text: bound values (range keys, watermarks - CCS's own keys) are
+    # rendered as literals by the MariaDB dialect, which quotes and escapes them
+    sql = str(query.compile(dialect=engine.dialect, compile_kwargs={"literal_binds": True}))
+    reader = connectorx.read_sql(
+        connectorx_url(engine.url), sql, return_type="arrow_stream", batch_size=BATCH_ROWS
+    )
+    for batch in reader:
+        if batch.num_rows:
+            frame = pl.from_arrow(batch)
+            assert isinstance(frame, pl.DataFrame)
+            yield frame.cast(schema)  # type: ignore[arg-type]
 
 
 def sorted_keys(engine: sa.Engine, table: str, column: str) -> list[str]:
     col = TABLES[table].c[column]
-    with engine.connect() as conn:
-        result = conn.execution_options(stream_results=True, yield_per=BATCH_ROWS).execute(
-            sa.select(col).where(col.is_not(None)).distinct().order_by(col)
-        )
-        return [row[0] for row in result]
+    query = sa.select(col).where(col.is_not(None)).distinct().order_by(col)
+    frames = _stream(engine, query, {column: pl.String()})
+    return [key for frame in frames for key in frame[column].to_list()]
 
 
 def count_rows(engine: sa.Engine, table: str) -> int:
