@@ -271,7 +271,9 @@ def txn(seq: int, **overrides: Any) -> dict[str, Any]:
 def judge_txns(*rows: dict[str, Any]) -> list[list[str]]:
     """One row per chunk, as the pipeline might: T06 partners come from the global pass."""
     frame = pl.DataFrame(list(rows))
-    duplicates = rules.duplicate_ref_keys([frame[:2], frame[2:]])
+    duplicates = rules.duplicate_ref_keys(
+        [rules.ref_key_counts([frame[:2]]), rules.ref_key_counts([frame[2:]])]
+    )
     return [
         rules.judge_transactions(frame[i : i + 1], ACCOUNTS, CARDS, duplicates)["codes"][
             0

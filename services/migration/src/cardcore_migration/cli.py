@@ -246,7 +246,7 @@ def _progress(
             if time.monotonic() > deadline:
                 repo.finish_run(run_id, "failed", f"timed out after {timeout:.0f}s")
                 return repo.run(run_id)
-            time.sleep(0.3)
+            time.sleep(0.1)
 
 
 def _summary(report: dict[str, Any]) -> None:
@@ -338,7 +338,7 @@ def _execute(
     run_id = pipeline.plan_run(
         ctx, as_of_date, mode, chunk_rows or config.migration_chunk_rows, archive_path
     )
-    _drive(config, ctx, run_id, targets, report, html, local_worker, timeout)
+    _drive(config, ctx, run_id, targets, report, html, local_worker, timeout, archive_path)
 
 
 def _drive(
@@ -350,8 +350,10 @@ def _drive(
     html: Path | None,
     local_worker: bool | None,
     timeout: float,
+    archive_dir: Path | None = None,
 ) -> None:
-    """Drive a planned (or resumed) run to its end, write the report (and reconcile)."""
+    """Drive a planned (or resumed) run to its end, write the report (and reconcile; with
+    `archive_dir`, files there the run did not read are mismatches too)."""
     from cardcore_migration import pipeline
     from cardcore_migration.worker import enqueue
 
@@ -374,7 +376,7 @@ def _drive(
     if targets is not None and run.status == "completed":
         from cardcore_migration.reconcile import reconcile
 
-        reconciliation = reconcile(ctx, *targets, run_id)
+        reconciliation = reconcile(ctx, *targets, run_id, archive_dir)
     json_path, html_path = report or out_dir / "report.json", html or out_dir / "report.html"
     result = _write_report(ctx.repo, run_id, json_path, html_path, reconciliation)
     _summary(result)

@@ -31,7 +31,9 @@ import itertools
 import math
 import threading
 import uuid
+from collections import defaultdict
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,6 +60,12 @@ PHASE_OF = {entity: phase for phase, entities in PHASES.items() for entity in en
 LAST_PHASE = max(PHASES)
 SAMPLES_PER_CODE = 20
 FINGERPRINTS_CACHED = 2_000_000
+# Phases 1-3 hold one entity each and end with their slowest chunk, and a master row costs
+# several times a transaction's (more target tables, PAN sealing): a master entity is split
+# into at least this many chunks (of `MASTER_MIN_CHUNK_ROWS` rows or more), so that every
+# worker has a share of it.
+MASTER_MIN_CHUNKS = 4
+MASTER_MIN_CHUNK_ROWS = 2_500
 CERT_DUPLICATES = "cert_duplicates"
 REF_DUPLICATES = "ref_duplicates"
 ARCHIVE_FILES = "archive_files"
@@ -111,9 +119,10 @@ class PipelineContext:
 # ------------------------------------------------------------------------------------- plan
 
 
-def _boundaries(keys: list[str], rows: int, chunk_rows: int) -> list[str]:
-    """Split points so that each [previous, next) range holds about `chunk_rows` rows."""
-    chunks = max(1, math.ceil(rows / chunk_rows))
+def _boundaries(keys: list[str], rows: int, chunk_rows: int, min_chunks: int = 1) -> list[str]:
+    """Split points so that each [previous, next) range holds about `chunk_rows` rows (and there
+    are at least `min_chunks` ranges)."""
+    chunks = max(1, min_chunks, math.ceil(rows / chunk_rows))
     if chunks == 1 or not keys:
         return []
     points = [keys[(i * len(keys)) // chunks] for i in range(1, chunks)]
@@ -178,6 +187,49 @@ def archive_verdicts(repo: ControlRepository, run_id: str) -> list[dict[str, Any
     return [] if frame is None else frame.drop("path").to_dicts()
 
 
+def _plan_chunks(
+    engine: sa.Engine, chunk_rows: int, archive_files: pl.DataFrame
+) -> list[dict[str, Any]]:
+    """Every chunk of every entity: key ranges of about `chunk_rows` rows (master entities in
+    at least `MASTER_MIN_CHUNKS` when large enough), valid archive files grouped likewise."""
+    customer_keys = ccs.sorted_keys(engine, "CCS_CUST", "CUST_NO")
+    account_keys = ccs.sorted_keys(engine, "CCS_ACCT", "ACCT_NO")
+    chunks: list[dict[str, Any]] = []
+    seqs: dict[str, itertools.count[int]] = defaultdict(itertools.count)  # per entity
+
+    def add(entity: str, ranges: list[tuple[str | None, str | None]]) -> None:
+        for lo, hi in ranges:
+            chunks.append(
+                {
+                    "entity": entity,
+                    "phase": PHASE_OF[entity],
+                    "seq": next(seqs[entity]),
+                    "key_lo": lo,
+                    "key_hi": hi,
+                    "status": "pending",
+                }
+            )
+
+    def at_least(entity: str, rows: int) -> int:
+        if PHASE_OF[entity] == LAST_PHASE:
+            return 1
+        return min(MASTER_MIN_CHUNKS, rows // MASTER_MIN_CHUNK_ROWS)
+
+    for entity, table, keys in (
+        ("customer", "CCS_CUST", customer_keys),
+        ("account", "CCS_ACCT", account_keys),
+        ("card", "CCS_CARD", account_keys),
+        ("statement", "CCS_STMT", account_keys),
+    ):
+        rows = len(keys) if table in ("CCS_CUST", "CCS_ACCT") else ccs.count_rows(engine, table)
+        add(entity, _ranges(_boundaries(keys, rows, chunk_rows, at_least(entity, rows))))
+    for entity in ("transaction", "authorization"):
+        add(entity, _ranges(_numeric_boundaries(*ccs.key_bounds(engine, entity), chunk_rows)))
+    groups = _archive_groups(archive_files, chunk_rows)
+    add("transaction", [(ARCHIVE_CHUNK, f"{first}:{stop}") for first, stop in groups])
+    return chunks
+
+
 def plan_run(
     ctx: PipelineContext,
     as_of: dt.date,
@@ -186,56 +238,24 @@ def plan_run(
     archive_dir: Path | None = None,
 ) -> str:
     """Record a run: watermarks, the C06/T06 duplicate sets, F01 of the archive files, and
-    every chunk of every entity (valid archive files grouped by about `chunk_rows` details)."""
+    every chunk of every entity."""
     engine = ctx.source
     upd_ts, txn_seq, auth_id = ccs.watermarks(engine)
-    certs = ccs.cert_pairs(engine).with_columns(
-        rules.cert_key(pl.col("CERT_TP"), pl.col("CERT_NO")).alias("key"),
-        rules.is_blank(pl.col("CERT_NO")).alias("blank"),
-    )
-    duplicates = (
-        certs.filter(~pl.col("blank")).group_by("key").len().filter(pl.col("len") > 1).select("key")
-    )
-    customer_keys = ccs.sorted_keys(engine, "CCS_CUST", "CUST_NO")
-    account_keys = ccs.sorted_keys(engine, "CCS_ACCT", "ACCT_NO")
-    chunks: list[dict[str, Any]] = []
-
-    def add(entity: str, ranges: list[tuple[str | None, str | None]]) -> None:
-        for seq, (lo, hi) in enumerate(ranges):
-            chunks.append(
-                {
-                    "entity": entity,
-                    "phase": PHASE_OF[entity],
-                    "seq": seq,
-                    "key_lo": lo,
-                    "key_hi": hi,
-                    "status": "pending",
-                }
-            )
-
-    add("customer", _ranges(_boundaries(customer_keys, len(customer_keys), chunk_rows)))
-    for entity, table in (("account", "CCS_ACCT"), ("card", "CCS_CARD"), ("statement", "CCS_STMT")):
-        rows = len(account_keys) if entity == "account" else ccs.count_rows(engine, table)
-        add(entity, _ranges(_boundaries(account_keys, rows, chunk_rows)))
-    for entity in ("transaction", "authorization"):
-        add(entity, _ranges(_numeric_boundaries(*ccs.key_bounds(engine, entity), chunk_rows)))
-    archive_files, archive_pairs = scan_archive(archive_dir)
-    archive_seq = sum(1 for c in chunks if c["entity"] == "transaction")
-    for first, stop in _archive_groups(archive_files, chunk_rows):
-        chunks.append(
-            {
-                "entity": "transaction",
-                "phase": PHASE_OF["transaction"],
-                "seq": archive_seq,
-                "key_lo": ARCHIVE_CHUNK,
-                "key_hi": f"{first}:{stop}",
-                "status": "pending",
-            }
+    # The T06 pass reads every transaction's (ACCT_NO, REF_NO): the plan's longest scan. It runs
+    # beside the other scans (connectorx and polars work without the GIL; CCS answers on a
+    # second connection).
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="t06-scan") as pool:
+        ccs_refs = pool.submit(lambda: rules.ref_key_counts(ccs.ref_pairs(engine, txn_seq)))
+        certs = ccs.cert_pairs(engine).with_columns(
+            rules.cert_key(pl.col("CERT_TP"), pl.col("CERT_NO")).alias("key"),
+            rules.is_blank(pl.col("CERT_NO")).alias("blank"),
         )
-        archive_seq += 1
-    ref_duplicates = rules.duplicate_ref_keys(
-        itertools.chain(ccs.ref_pairs(engine, txn_seq), archive_pairs)
-    )
+        cert_duplicates = (
+            certs.filter(~pl.col("blank")).group_by("key").len().filter(pl.col("len") > 1)
+        )
+        archive_files, archive_pairs = scan_archive(archive_dir)
+        chunks = _plan_chunks(engine, chunk_rows, archive_files)
+        refs = [ccs_refs.result(), rules.ref_key_counts(archive_pairs)]
     run_id = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S") + uuid.uuid4().hex[:8]
     ctx.repo.create_run(
         {
@@ -252,8 +272,8 @@ def plan_run(
         },
         chunks,
         {
-            CERT_DUPLICATES: duplicates,
-            REF_DUPLICATES: ref_duplicates.to_frame("key"),
+            CERT_DUPLICATES: cert_duplicates.select("key"),
+            REF_DUPLICATES: rules.duplicate_ref_keys(refs).to_frame("key"),
             ARCHIVE_FILES: archive_files,
         },
     )

@@ -118,8 +118,9 @@ def ref_key(acct_no: pl.Expr, ref_no: pl.Expr) -> pl.Expr:
     )
 
 
-def duplicate_ref_keys(batches: Iterable[pl.DataFrame]) -> pl.Series:
-    """The T06 keys held by 2+ transactions, from ACCT_NO/REF_NO batches of ALL read ones."""
+def ref_key_counts(batches: Iterable[pl.DataFrame]) -> pl.DataFrame:
+    """How many transactions hold each T06 key (`key`, `len`), from ACCT_NO/REF_NO batches;
+    a blank REF_NO is no key."""
     counts = [
         batch.filter(~is_blank(pl.col("REF_NO")).fill_null(False))
         .select(ref_key(pl.col("ACCT_NO"), pl.col("REF_NO")).alias("key"))
@@ -128,8 +129,14 @@ def duplicate_ref_keys(batches: Iterable[pl.DataFrame]) -> pl.Series:
         for batch in batches
     ]
     if not counts:
-        return pl.Series("key", [], dtype=pl.String)
-    total = pl.concat(counts).group_by("key").agg(pl.col("len").sum())
+        return pl.DataFrame(schema={"key": pl.String(), "len": pl.UInt32()})
+    return pl.concat(counts).group_by("key").agg(pl.col("len").sum())
+
+
+def duplicate_ref_keys(counts: Iterable[pl.DataFrame]) -> pl.Series:
+    """The T06 keys held by 2+ transactions, from the `ref_key_counts` of every source read
+    (CCS_TXN and the archive files together)."""
+    total = pl.concat(list(counts)).group_by("key").agg(pl.col("len").sum())
     return total.filter(pl.col("len") > 1)["key"]
 
 
