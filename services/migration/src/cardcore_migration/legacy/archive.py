@@ -150,7 +150,13 @@ def _details(
     column_flags: Any,
 ) -> pl.DataFrame:
     """The archived transactions (CCS_TXN columns, vectorised), defects T01-T06 injected."""
-    from cardcore_migration.legacy.generator import TXN_MIX, _uniform
+    from cardcore_migration.legacy.generator import (
+        _uniform,
+        card_level_columns,
+        code_and_date_defects,
+        in_posting_order,
+        with_txn_mix,
+    )
 
     counts = [rng.randint(4, 16) for _ in gen.acct_meta]
     accounts = pl.DataFrame(
@@ -175,20 +181,6 @@ def _details(
     frame = index.join(accounts, on="a", how="left").with_columns(
         **{f"u_{k}": v for k, v in draws.items()}
     )
-    mix = pl.DataFrame(
-        {
-            "TXN_CD": [m[0] for m in TXN_MIX],
-            "DC_FLG": [m[1] for m in TXN_MIX],
-            "lo": [m[3] for m in TXN_MIX],
-            "hi": [m[4] for m in TXN_MIX],
-            "card_level": [m[5] for m in TXN_MIX],
-            "k": list(range(len(TXN_MIX))),
-        }
-    )
-    bounds, share = [], 0.0
-    for entry in TXN_MIX[:-1]:
-        share += entry[2]
-        bounds.append(share)
     merchants = pl.DataFrame(
         {
             "MCC": [m for m, _ in names.ARCHIVE_MERCHANTS],
@@ -201,56 +193,23 @@ def _details(
         pl.col("opened"),
     )
     frame = (
-        frame.with_columns(
-            pl.lit(pl.Series(bounds))
-            .search_sorted(pl.col("u_code"), side="right")
-            .cast(pl.Int64)
-            .alias("k")
-        )
-        .join(mix, on="k", how="left")
+        with_txn_mix(frame)
         .with_columns(
             pl.min_horizontal(txn_day, pl.lit(last_day)).alias("txn_day"),
             (pl.col("u_mer") * len(names.ARCHIVE_MERCHANTS)).floor().cast(pl.UInt32).alias("m"),
-            (
-                pl.col("lo")
-                + (pl.col("u_amt") ** 3 * (pl.col("hi") - pl.col("lo"))).floor().cast(pl.Int64)
-            ).alias("TXN_AMT"),
             (pl.col("u_time") * 86_400).floor().cast(pl.Int64).alias("secs"),
         )
         .join(merchants, on="m", how="left")
     )
-    frame = frame.with_columns(
-        pl.min_horizontal(
-            pl.col("txn_day") + pl.duration(days=(pl.col("u_post") * 3).floor().cast(pl.Int64)),
-            pl.lit(last_day),
-        ).alias("post_day")
-    ).sort(["post_day", "txn_day", "secs", "a"], maintain_order=True)
     online_refs = (
         ccs_txn.filter(pl.col("REF_NO").str.strip_chars(" \u3000") != "")
         .group_by("ACCT_NO", maintain_order=True)
         .agg(pl.col("REF_NO").first().alias("online_ref"))
     )
     frame = (
-        frame.with_row_index("r")
+        in_posting_order(frame, last_day)
         .with_columns(
-            (pl.col("r") + ARCHIVE_SEQ_BASE).cast(pl.Int64).alias("TXN_SEQ"),
-            pl.when(pl.col("card_level"))
-            .then(
-                pl.col("cards").list.get(
-                    (pl.col("u_card") * pl.col("cards").list.len()).floor().cast(pl.Int64)
-                )
-            )
-            .otherwise(pl.lit(""))
-            .alias("CARD_NO"),
-            pl.when(pl.col("card_level")).then(pl.col("MCC")).otherwise(pl.lit("")).alias("MCC"),
-            pl.when(pl.col("card_level"))
-            .then(pl.col("MER_NM"))
-            .otherwise(pl.lit(""))
-            .alias("MER_NM"),
-            pl.when(pl.col("card_level"))
-            .then(((pl.col("r") * 7919 + gen.seed) % 1_000_000).cast(pl.String).str.zfill(6))
-            .otherwise(pl.lit(""))
-            .alias("AUTH_CD"),
+            *card_level_columns(ARCHIVE_SEQ_BASE, gen.seed),
             pl.when(pl.col("card_level"))
             .then(pl.concat_str([pl.lit("8"), pl.col("r").cast(pl.String).str.zfill(22)]))
             .otherwise(pl.lit(""))
@@ -276,22 +235,7 @@ def _details(
     )
     previous_ref = pl.col("REF_NO").shift(1).over("ACCT_NO", order_by="TXN_SEQ")
     frame = frame.with_columns(
-        pl.when("i_T01").then(pl.lit("9999")).otherwise("TXN_CD").alias("TXN_CD"),
-        pl.when("i_T02")
-        .then(pl.when(pl.col("DC_FLG") == "D").then(pl.lit("C")).otherwise(pl.lit("D")))
-        .otherwise("DC_FLG")
-        .alias("DC_FLG"),
-        pl.when("i_T03").then(pl.lit("840")).otherwise("CCY_CD").alias("CCY_CD"),
-        pl.when(pl.col("i_T04") & (pl.col("u_var") < 0.4))
-        .then(pl.format("{}0231", pl.col("txn_day").dt.year()))
-        .otherwise("TXN_DT")
-        .alias("TXN_DT"),
-        pl.when(pl.col("i_T04") & (pl.col("u_var") >= 0.4) & (pl.col("u_var") < 0.7))
-        .then((pl.col("txn_day") - pl.duration(days=1)).dt.strftime("%Y%m%d"))
-        .when(pl.col("i_T04") & (pl.col("u_var") >= 0.7))
-        .then(pl.lit("00000000"))
-        .otherwise("POST_DT")
-        .alias("POST_DT"),
+        *code_and_date_defects(),
         # T06: the REF_NO of an online (CCS_TXN) transaction of the account, else of the
         # previous archived one
         pl.when(pl.col("i_T06") & pl.col("online_ref").is_not_null())

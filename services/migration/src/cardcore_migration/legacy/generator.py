@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import array
 import datetime as dt
+import itertools
 import random
 from dataclasses import dataclass, field
 from typing import Any
@@ -84,6 +85,95 @@ def _flags(rng: random.Random, n: int, rate: float) -> list[bool]:
 
 def _column_flags(u: pl.Series, rate: float) -> pl.Series:
     return (u < rate) | (u == u.min())
+
+
+def code_and_date_defects() -> list[pl.Expr]:
+    """T01-T04 where their `i_T0n` flag says: unknown code, contradicting D/C flag, foreign
+    currency, an unreal date or a POST_DT before TXN_DT (`u_var` picks which)."""
+    return [
+        pl.when("i_T01").then(pl.lit("9999")).otherwise("TXN_CD").alias("TXN_CD"),
+        pl.when("i_T02")
+        .then(pl.when(pl.col("DC_FLG") == "D").then(pl.lit("C")).otherwise(pl.lit("D")))
+        .otherwise("DC_FLG")
+        .alias("DC_FLG"),
+        pl.when("i_T03").then(pl.lit("840")).otherwise("CCY_CD").alias("CCY_CD"),
+        pl.when(pl.col("i_T04") & (pl.col("u_var") < 0.4))
+        .then(pl.format("{}0231", pl.col("txn_day").dt.year()))
+        .otherwise("TXN_DT")
+        .alias("TXN_DT"),
+        pl.when(pl.col("i_T04") & (pl.col("u_var") >= 0.4) & (pl.col("u_var") < 0.7))
+        .then((pl.col("txn_day") - pl.duration(days=1)).dt.strftime("%Y%m%d"))
+        .when(pl.col("i_T04") & (pl.col("u_var") >= 0.7))
+        .then(pl.lit("00000000"))
+        .otherwise("POST_DT")
+        .alias("POST_DT"),
+    ]
+
+
+def with_txn_mix(frame: pl.DataFrame) -> pl.DataFrame:
+    """Each row's transaction code drawn from `u_code` by TXN_MIX's shares, with its D/C flag,
+    whether it is card-level, and TXN_AMT drawn from `u_amt` in the code's range (small amounts
+    likelier)."""
+    mix = pl.DataFrame(
+        {
+            "TXN_CD": [m[0] for m in TXN_MIX],
+            "DC_FLG": [m[1] for m in TXN_MIX],
+            "lo": [m[3] for m in TXN_MIX],
+            "hi": [m[4] for m in TXN_MIX],
+            "card_level": [m[5] for m in TXN_MIX],
+            "k": list(range(len(TXN_MIX))),
+        }
+    )
+    bounds = list(itertools.accumulate(entry[2] for entry in TXN_MIX[:-1]))
+    amount = pl.col("lo") + (pl.col("u_amt") ** 3 * (pl.col("hi") - pl.col("lo"))).floor()
+    return (
+        frame.with_columns(
+            pl.lit(pl.Series(bounds))
+            .search_sorted(pl.col("u_code"), side="right")
+            .cast(pl.Int64)
+            .alias("k")
+        )
+        .join(mix, on="k", how="left")
+        .with_columns(amount.cast(pl.Int64).alias("TXN_AMT"))
+    )
+
+
+def in_posting_order(frame: pl.DataFrame, last_day: dt.date) -> pl.DataFrame:
+    """Transactions with their posting day (0-2 days later, never after `last_day`), sorted by
+    it and numbered (`r`): what TXN_SEQ follows, in CCS_TXN and in the archive alike."""
+    return (
+        frame.with_columns(
+            pl.min_horizontal(
+                pl.col("txn_day") + pl.duration(days=(pl.col("u_post") * 3).floor().cast(pl.Int64)),
+                pl.lit(last_day),
+            ).alias("post_day")
+        )
+        .sort(["post_day", "txn_day", "secs", "a"], maintain_order=True)
+        .with_row_index("r")
+    )
+
+
+def card_level_columns(seq_base: int, seed: int) -> list[pl.Expr]:
+    """TXN_SEQ (`seq_base` + row number) and what only a card-level transaction has - a card of
+    its account, MCC, merchant, auth code - blank for the others."""
+    card_level = pl.col("card_level")
+    return [
+        (pl.col("r") + seq_base).cast(pl.Int64).alias("TXN_SEQ"),
+        pl.when(card_level)
+        .then(
+            pl.col("cards").list.get(
+                (pl.col("u_card") * pl.col("cards").list.len()).floor().cast(pl.Int64)
+            )
+        )
+        .otherwise(pl.lit(""))
+        .alias("CARD_NO"),
+        pl.when(card_level).then(pl.col("MCC")).otherwise(pl.lit("")).alias("MCC"),
+        pl.when(card_level).then(pl.col("MER_NM")).otherwise(pl.lit("")).alias("MER_NM"),
+        pl.when(card_level)
+        .then(((pl.col("r") * 7919 + seed) % 1_000_000).cast(pl.String).str.zfill(6))
+        .otherwise(pl.lit(""))
+        .alias("AUTH_CD"),
+    ]
 
 
 class Generator:
@@ -556,26 +646,7 @@ class Generator:
         frame = index.join(accounts, on="a", how="left").with_columns(
             **{f"u_{k}": v for k, v in draws.items()}
         )
-        mix = pl.DataFrame(
-            {
-                "TXN_CD": [m[0] for m in TXN_MIX],
-                "DC_FLG": [m[1] for m in TXN_MIX],
-                "lo": [m[3] for m in TXN_MIX],
-                "hi": [m[4] for m in TXN_MIX],
-                "card_level": [m[5] for m in TXN_MIX],
-                "k": list(range(len(TXN_MIX))),
-            }
-        )
-        bounds, total = [], 0.0
-        for entry in TXN_MIX[:-1]:
-            total += entry[2]
-            bounds.append(total)
-        frame = frame.with_columns(
-            pl.lit(pl.Series(bounds))
-            .search_sorted(pl.col("u_code"), side="right")
-            .cast(pl.Int64)
-            .alias("k")
-        ).join(mix, on="k", how="left")
+        frame = with_txn_mix(frame)
         merchants = pl.DataFrame(
             {"MCC": [m for m, _ in names.MERCHANTS], "MER_NM": [t for _, t in names.MERCHANTS]}
         ).with_row_index("m")
@@ -585,37 +656,10 @@ class Generator:
         frame = frame.with_columns(
             txn_day.alias("txn_day"),
             (pl.col("u_mer") * len(names.MERCHANTS)).floor().cast(pl.UInt32).alias("m"),
-            (
-                pl.col("lo")
-                + (pl.col("u_amt") ** 3 * (pl.col("hi") - pl.col("lo"))).floor().cast(pl.Int64)
-            ).alias("TXN_AMT"),
             (pl.col("u_time") * 86_400).floor().cast(pl.Int64).alias("secs"),
         ).join(merchants, on="m", how="left")
-        frame = frame.with_columns(
-            pl.min_horizontal(
-                pl.col("txn_day") + pl.duration(days=(pl.col("u_post") * 3).floor().cast(pl.Int64)),
-                pl.lit(self.as_of),
-            ).alias("post_day")
-        ).sort(["post_day", "txn_day", "secs", "a"], maintain_order=True)
-        frame = frame.with_row_index("r").with_columns(
-            (pl.col("r") + TXN_SEQ_BASE).cast(pl.Int64).alias("TXN_SEQ"),
-            pl.when(pl.col("card_level"))
-            .then(
-                pl.col("cards").list.get(
-                    (pl.col("u_card") * pl.col("cards").list.len()).floor().cast(pl.Int64)
-                )
-            )
-            .otherwise(pl.lit(""))
-            .alias("CARD_NO"),
-            pl.when(pl.col("card_level")).then(pl.col("MCC")).otherwise(pl.lit("")).alias("MCC"),
-            pl.when(pl.col("card_level"))
-            .then(pl.col("MER_NM"))
-            .otherwise(pl.lit(""))
-            .alias("MER_NM"),
-            pl.when(pl.col("card_level"))
-            .then(((pl.col("r") * 7919 + self.seed) % 1_000_000).cast(pl.String).str.zfill(6))
-            .otherwise(pl.lit(""))
-            .alias("AUTH_CD"),
+        frame = in_posting_order(frame, self.as_of).with_columns(
+            *card_level_columns(TXN_SEQ_BASE, self.seed),
             pl.when(pl.col("card_level"))
             .then(pl.concat_str([pl.lit("7"), pl.col("r").cast(pl.String).str.zfill(22)]))
             .when(pl.col("u_ref") < 0.1)
@@ -642,22 +686,7 @@ class Generator:
             **{f"i_{c}": s for c, s in inject.items()}, i_unknown=unknown_card
         )
         frame = frame.with_columns(
-            pl.when("i_T01").then(pl.lit("9999")).otherwise("TXN_CD").alias("TXN_CD"),
-            pl.when("i_T02")
-            .then(pl.when(pl.col("DC_FLG") == "D").then(pl.lit("C")).otherwise(pl.lit("D")))
-            .otherwise("DC_FLG")
-            .alias("DC_FLG"),
-            pl.when("i_T03").then(pl.lit("840")).otherwise("CCY_CD").alias("CCY_CD"),
-            pl.when(pl.col("i_T04") & (pl.col("u_var") < 0.4))
-            .then(pl.format("{}0231", pl.col("txn_day").dt.year()))
-            .otherwise("TXN_DT")
-            .alias("TXN_DT"),
-            pl.when(pl.col("i_T04") & (pl.col("u_var") >= 0.4) & (pl.col("u_var") < 0.7))
-            .then((pl.col("txn_day") - pl.duration(days=1)).dt.strftime("%Y%m%d"))
-            .when(pl.col("i_T04") & (pl.col("u_var") >= 0.7))
-            .then(pl.lit("00000000"))
-            .otherwise("POST_DT")
-            .alias("POST_DT"),
+            *code_and_date_defects(),
             pl.when("i_T05")
             .then(pl.concat_str([pl.lit("99"), pl.col("r").cast(pl.String).str.zfill(14)]))
             .otherwise("ACCT_NO")
