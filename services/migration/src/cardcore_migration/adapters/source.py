@@ -2,8 +2,7 @@
 
 Money leaves the database already as integer fen (DECIMAL x 100, rounded in SQL so that
 SQLite's REAL storage of DECIMAL cannot leak a float into the pipeline), DAILY_RATE as
-millionths. MariaDB streams through a server-side cursor; text arrives decoded from GBK by the
-driver (the connection charset).
+millionths.
 
 PyMySQL is pure Python and pays per row and per field it parses: a 16-column CCS_TXN row cost
 more to read than everything else the pipeline does with it. So MariaDB is read by connectorx
