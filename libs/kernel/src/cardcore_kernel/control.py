@@ -97,15 +97,26 @@ class BusinessCalendar:
         self._lock = threading.Lock()
 
     def current(self) -> dt.date:
+        if (fresh := self._fresh()) is not None:
+            return fresh
+        with self._lock:
+            # threads that waited on the lock find the date the first one just read
+            if (fresh := self._fresh()) is not None:
+                return fresh
+            with self._control.connect() as conn:
+                value = conn.execute(
+                    sa.select(business_date_table.c.business_date).where(
+                        business_date_table.c.id == 1
+                    )
+                ).scalar()
+            self._cached = value if value is not None else dt.date.today()
+            self._loaded_at = time.monotonic()
+            return self._cached
+
+    def _fresh(self) -> dt.date | None:
         if self._cached is not None and time.monotonic() - self._loaded_at < self._ttl:
             return self._cached
-        with self._lock, self._control.connect() as conn:
-            value = conn.execute(
-                sa.select(business_date_table.c.business_date).where(business_date_table.c.id == 1)
-            ).scalar()
-        self._cached = value if value is not None else dt.date.today()
-        self._loaded_at = time.monotonic()
-        return self._cached
+        return None
 
     def open(self, business_date: dt.date) -> None:
         """Set the open business date (EOD of D opens D+1)."""
