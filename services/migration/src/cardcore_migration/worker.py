@@ -16,10 +16,11 @@ message is gone, is queued again (`pipeline.recover`). So a chunk of a killed wo
 about one lease after the kill, on any live worker or on the next one started.
 Redelivery is safe in both directions: a chunk under a live lease is not claimed twice, so a
 message redelivered while its chunk runs is skipped; and should two runs of one chunk overlap
-(a lease lapsed on a worker that was alive after all), every load is one transaction whose
-anti-join keys are primary or unique keys of the target (journal entries are loaded in their
-postings' transaction), so the second one's insert fails and rolls back, and only the first
-run records the chunk's results (tested: tests/test_migration_resume.py).
+(a lease lapsed on a worker that was alive after all), every load is one transaction keyed by
+primary or unique keys of the target (journal entries are loaded in their postings'
+transaction), so the second one's copy waits for the first to commit, fails on the key, and its
+staged insert finds every row already there; only the first run records the chunk's results
+(tested: tests/test_migration_resume.py).
 """
 
 from __future__ import annotations
