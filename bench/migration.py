@@ -10,7 +10,7 @@ Redis broker on an empty Redis database; processes because extraction and transf
 GIL) and waits until they are ready, then, on the same CCS tables:
 
 1. times `cardcore migrate apply` end to end: plan (watermarks, C06/T06 scans), every chunk of
-   every entity (extract, rules, PAN sealing, staged idempotent load on 4 shards), the report,
+   every entity (extract, rules, PAN sealing, idempotent bulk load on 4 shards), the report,
    and the reconciliation of the target against CCS (counts, balances, journal, holds, digests);
 2. times pgloader copying the six CCS tables from MariaDB into one PostgreSQL database
    (`command -v pgloader || apt-get install -y pgloader`; a missing pgloader is reported, not
