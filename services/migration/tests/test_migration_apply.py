@@ -87,6 +87,37 @@ def row_counts(settings: CardcoreSettings) -> dict[str, int]:
     return counts
 
 
+def assert_target_holds_truth(
+    settings: CardcoreSettings, truth: dict[str, Any], *, accounts_only: bool = False
+) -> dict[str, int]:
+    """Every target table holds as many rows as the truth migrated (with `accounts_only`: only
+    customers and accounts are loaded so far), on every ledger shard the journal entries sum to
+    the balances (no entry loaded twice), and the balances total what the truth says the migrated
+    accounts owed CCS. Returns the row counts."""
+    counts = row_counts(settings)
+    migrated = {e: c["migrated"] for e, c in truth["entities"].items()}
+    assert counts["customers"] == migrated["customer"]
+    assert counts["accounts"] == counts["ledger_accounts"] == migrated["account"]
+    if not accounts_only:
+        assert (
+            counts["cards"] == counts["ledger_cards"] == counts["pan_directory"] == migrated["card"]
+        )
+        assert counts["legacy_transactions"] == migrated["transaction"]
+        assert counts["authorizations"] == migrated["authorization"]
+        assert counts["statements"] == migrated["statement"]
+    ledgers = ShardSet("ledger", settings, bucket_map(settings))
+    total = 0
+    for _, engine in ledgers.all():
+        with engine.connect() as conn:
+            balances = conn.execute(sa.select(sa.func.sum(led.ledger_accounts.c.balance))).scalar()
+            entries = conn.execute(sa.select(sa.func.sum(led.journal_entries.c.amount))).scalar()
+            assert int(entries or 0) == int(balances or 0)
+            total += int(balances or 0)
+    ledgers.dispose()
+    assert yuan(total) == truth["balance"]["migrated_signed_total"]
+    return counts
+
+
 def rejected(truth: dict[str, Any], entity: str, key: str) -> bool:
     codes = truth["codes"][entity].get(key, [])
     return any(RULE_BY_CODE[c].action == "REJECT" for c in codes)
@@ -123,25 +154,7 @@ def check_apply(
     assert report["entities"] == truth["entities"]
     assert report["rules"] == truth["rules"]
     assert report["reconciliation"]["ok"], report["reconciliation"]
-    counts = row_counts(settings)
-    migrated = {e: c["migrated"] for e, c in truth["entities"].items()}
-    assert counts["customers"] == migrated["customer"]
-    assert counts["accounts"] == counts["ledger_accounts"] == migrated["account"]
-    assert counts["cards"] == counts["ledger_cards"] == counts["pan_directory"] == migrated["card"]
-    assert counts["legacy_transactions"] == migrated["transaction"]
-    assert counts["authorizations"] == migrated["authorization"]
-    assert counts["statements"] == migrated["statement"]
-    # the ledger's balances total what the truth says the migrated accounts owed CCS
-    ledgers = ShardSet("ledger", settings, bucket_map(settings))
-    total = 0
-    for _, engine in ledgers.all():
-        with engine.connect() as conn:
-            balances = conn.execute(sa.select(sa.func.sum(led.ledger_accounts.c.balance))).scalar()
-            entries = conn.execute(sa.select(sa.func.sum(led.journal_entries.c.amount))).scalar()
-            assert int(entries or 0) == int(balances or 0)
-            total += int(balances or 0)
-    ledgers.dispose()
-    assert yuan(total) == truth["balance"]["migrated_signed_total"]
+    counts = assert_target_holds_truth(settings, truth)
     verified = run_cli("migrate", "verify", env=env)
     assert verified.returncode == 0, verified.stderr + verified.stdout
     # a second apply of the same data loads nothing new and still reconciles
