@@ -70,10 +70,9 @@ def _staging_table(table: sa.Table, columns: Sequence[str]) -> sa.Table:
 def _unique_on(table: sa.Table, keys: Sequence[str]) -> bool:
     """Does `table` itself refuse a second row with the same `keys` (primary key or unique)?"""
     wanted = set(keys)
-    constraints = [table.primary_key, *table.constraints, *table.indexes]
     return any(
         {c.name for c in constraint.columns} == wanted
-        for constraint in constraints
+        for constraint in [*table.constraints, *table.indexes]  # the primary key is a constraint
         if isinstance(constraint, sa.PrimaryKeyConstraint | sa.UniqueConstraint)
         or (isinstance(constraint, sa.Index) and constraint.unique)
     )
