@@ -113,12 +113,6 @@ Service = Annotated[AccountsService, Depends(get_service)]
 # Wire types
 
 
-def _reject_float(value: Any) -> Any:
-    if isinstance(value, float):
-        raise ValueError('must be a decimal string such as "0.000500", not a float')
-    return value
-
-
 YuanAmount = Annotated[
     int,
     BeforeValidator(parse_yuan),
@@ -126,7 +120,7 @@ YuanAmount = Annotated[
 ]
 DailyRate = Annotated[
     Decimal,
-    BeforeValidator(lambda value: domain.parse_daily_rate(_reject_float(value))),
+    BeforeValidator(domain.parse_daily_rate),
     WithJsonSchema({"type": "string", "examples": ["0.000500"]}),
 ]
 CashLimitPct = Annotated[int, Field(ge=0, le=100)]
