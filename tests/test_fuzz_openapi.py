@@ -37,6 +37,7 @@ from schemathesis.specs.openapi.checks import (
 from cardcore_kernel.settings import get_settings
 from cardcore_kernel.testing import StackEnv, free_port
 
+LONG_RUN = "CARDCORE_FUZZ_EXAMPLES" in os.environ
 FUZZ_EXAMPLES = int(os.environ.get("CARDCORE_FUZZ_EXAMPLES", "250"))
 FUZZ_SEED = int(os.environ.get("CARDCORE_FUZZ_SEED", "20261203"))
 CHECKS = [status_code_conformance, content_type_conformance, response_schema_conformance]
@@ -88,13 +89,33 @@ def _error_json_problem(status: int, body: Any) -> str | None:
     return None
 
 
+def document_findings(app: FastAPI) -> dict[tuple[str, str], str]:
+    """What the OpenAPI itself gets wrong: a 4xx not declared as the error JSON."""
+    findings: dict[tuple[str, str], str] = {}
+    for path, operations in app.openapi()["paths"].items():
+        for method, operation in operations.items():
+            label = f"{method.upper()} {path}"
+            responses = operation.get("responses", {})
+            if "422" not in responses:
+                findings[(label, "document")] = "no 422 declared"
+            for status, response in responses.items():
+                if not status.startswith("4"):
+                    continue
+                schema = response.get("content", {}).get("application/json", {}).get("schema")
+                if schema != {"$ref": "#/components/schemas/ErrorBody"}:
+                    findings.setdefault(
+                        (label, "document"), f"{status} declared as {schema}, not the error JSON"
+                    )
+    return findings
+
+
 def fuzz(app: FastAPI, examples: int, fuzz_seed: int) -> dict[tuple[str, str], str]:
     """Run `examples` generated requests against `app`; findings by (operation, kind)."""
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
     cases = st.one_of(
         schema.as_strategy(GenerationMode.POSITIVE), schema.as_strategy(GenerationMode.NEGATIVE)
     )
-    findings: dict[tuple[str, str], str] = {}
+    findings = document_findings(app)
 
     @seed(fuzz_seed)
     @settings(
@@ -133,6 +154,13 @@ def fuzz(app: FastAPI, examples: int, fuzz_seed: int) -> dict[tuple[str, str], s
     return findings
 
 
+# CI fuzzes the embedded default; the long run adds PostgreSQL
+FUZZ_BACKENDS = ["sqlite"] + (
+    [pytest.param("postgres", marks=pytest.mark.postgres)] if LONG_RUN else []
+)
+
+
+@pytest.mark.parametrize("backend", FUZZ_BACKENDS)
 @pytest.mark.parametrize("target", TARGETS)
 def test_fuzz_openapi(target: FuzzTarget, stack: StackEnv, monkeypatch: pytest.MonkeyPatch):
     # nothing listens there: accounts keeps its ledger events in the outbox, as when it is down
