@@ -148,7 +148,10 @@ def fuzz(app: FastAPI, examples: int, fuzz_seed: int) -> dict[tuple[str, str], s
             for failure in group.exceptions:
                 title = getattr(failure, "title", type(failure).__name__)
                 text = " ".join(str(failure).split())
-                findings.setdefault((label, f"contradicts OpenAPI: {title}"), text[:300] + request)
+                findings.setdefault(
+                    (label, f"contradicts OpenAPI: {title} ({response.status_code})"),
+                    text[:300] + request,
+                )
 
     one_request()
     return findings
