@@ -125,3 +125,46 @@ def legacy_seed(
         f"as-of {as_of_date}, seed {seed}, defect rate {defect_rate}"
         + (f"; truth in {truth}" if truth else "")
     )
+
+
+@legacy_app.command("serve")
+def legacy_serve(
+    workers: Annotated[int, typer.Option("--workers", min=1, max=32, help="Processes.")] = 1,
+) -> None:
+    """Serve the CCS online front (the core's public API over the CCS tables) at CCS_SERVICE_URL."""
+    import uvicorn
+
+    config = settings()
+    host, port = listen_address(config.ccs_service_url)
+    engine = store.legacy_engine(config.legacy_url)
+    try:
+        store.check_source(engine)
+    except store.SourceError as exc:
+        raise fail(str(exc)) from None
+    finally:
+        engine.dispose()
+    console.print(
+        f"CCS online front on {config.ccs_service_url} over {store.safe_url(config.legacy_url)}"
+    )
+    uvicorn.run(
+        "cardcore_legacy.api.app:app",
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="warning",
+        access_log=False,
+    )
+
+
+def listen_address(value: str) -> tuple[str, int]:
+    """(host, port) of CCS_SERVICE_URL; a bad one is a clear error, not a traceback."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(value)
+    try:
+        port = parts.port or 80
+    except ValueError:
+        port = -1
+    if parts.scheme != "http" or not parts.hostname or port < 1:
+        raise fail(f"CCS_SERVICE_URL must look like http://HOST:PORT, got {value!r}", 2)
+    return parts.hostname, port
