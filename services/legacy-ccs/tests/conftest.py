@@ -14,10 +14,6 @@ import sqlalchemy as sa
 from cardcore_kernel.settings import get_settings
 
 MARIADB_SERVER = os.environ.get("CARDCORE_TEST_MARIADB", "mysql+pymysql://root@127.0.0.1:3306")
-CCS_BACKENDS = [
-    pytest.param("sqlite", id="sqlite"),
-    pytest.param("mariadb", id="mariadb", marks=pytest.mark.mariadb),
-]
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ import itertools
 from dataclasses import dataclass
 from decimal import Decimal
 
+import pytest
 import sqlalchemy as sa
 
 from cardcore_kernel.ids import legacy_child_id
@@ -15,6 +16,10 @@ from cardcore_kernel.sharding import bucket_of
 from cardcore_legacy.ccs.schema import ccs_acct, ccs_card, ccs_cust
 
 _numbers = itertools.count(1)
+CCS_BACKENDS = [  # use with @pytest.mark.parametrize("ccs_env", CCS_BACKENDS, indirect=True)
+    pytest.param("sqlite", id="sqlite"),
+    pytest.param("mariadb", id="mariadb", marks=pytest.mark.mariadb),
+]
 
 
 @dataclass
