@@ -19,12 +19,11 @@ from pathlib import Path
 import httpx
 import pytest
 import sqlalchemy as sa
-from legacy_testkit import seed_account
+from legacy_testkit import CCS_BACKENDS, seed_account
 
 from cardcore_kernel.testing import ServiceProcess
 from cardcore_legacy.ccs import store
 from cardcore_legacy.ccs.schema import ccs_auth
-from conftest import CCS_BACKENDS
 
 LIMIT_FEN = 1_000_000
 AMOUNT_FEN = 15_000
