@@ -27,7 +27,6 @@ from sqlalchemy.exc import IntegrityError
 from cardcore_kernel.db import make_engine
 from cardcore_legacy import domain
 from cardcore_legacy.ccs.schema import ccs_acct, ccs_auth, ccs_card, ccs_stmt, ccs_txn
-from cardcore_legacy.ccs.schema import metadata as ccs_metadata
 from cardcore_legacy.tables import idempotency, metadata, sequence
 
 SHANGHAI = dt.timezone(dt.timedelta(hours=8), "Asia/Shanghai")  # CCS's local time, no DST
@@ -77,8 +76,10 @@ def ensure_schema(engine: sa.Engine) -> None:
     schema (an older CCS may lack it: created, never a column)."""
     with engine.begin() as conn:
         metadata.create_all(conn)
-        ccs_metadata.create_all(conn, tables=[ccs_auth])
-        present = {ix["name"] for ix in sa.inspect(conn).get_indexes("CCS_AUTH")}
+        inspector = sa.inspect(conn)
+        if not inspector.has_table("CCS_AUTH"):
+            return  # CCS not created yet (`cardcore legacy init|seed` makes it with the index)
+        present = {ix["name"] for ix in inspector.get_indexes("CCS_AUTH")}
         for index in ccs_auth.indexes:
             if index.name not in present:
                 index.create(conn)
@@ -295,6 +296,8 @@ def _sequence_start(conn: sa.Connection, name: str) -> int:
 def align_sequences(engine: sa.Engine) -> None:
     """Start (or move up) each sequence above the largest id in CCS (after a re-seed)."""
     with engine.begin() as conn:
+        if not sa.inspect(conn).has_table("CCS_AUTH"):
+            return  # no CCS yet: `next_id` starts each sequence on first use
         for name in SEQUENCE_BASE:
             start = _sequence_start(conn, name)
             current = conn.execute(
