@@ -147,12 +147,20 @@ def _reset_service_tables(url: str) -> None:
 @legacy_app.command("serve")
 def legacy_serve(
     workers: Annotated[int, typer.Option("--workers", min=1, max=32, help="Processes.")] = 1,
+    host: Annotated[
+        str | None, typer.Option("--host", help="Listen address (default: CCS_SERVICE_URL's).")
+    ] = None,
+    port: Annotated[
+        int | None,
+        typer.Option("--port", min=1, max=65535, help="Port (default: CCS_SERVICE_URL's)."),
+    ] = None,
 ) -> None:
     """Serve the CCS online front (the core's public API over the CCS tables) at CCS_SERVICE_URL."""
     import uvicorn
 
     config = settings()
-    host, port = listen_address(config.ccs_service_url)
+    url_host, url_port = listen_address(config.ccs_service_url)
+    host, port = host or url_host, port or url_port
     engine = store.legacy_engine(config.legacy_url)
     try:
         store.check_source(engine)
@@ -163,9 +171,7 @@ def legacy_serve(
         err.print(f"[yellow]warning:[/] {exc}")
     finally:
         engine.dispose()
-    console.print(
-        f"CCS online front on {config.ccs_service_url} over {store.safe_url(config.legacy_url)}"
-    )
+    console.print(f"CCS online front on {host}:{port} over {store.safe_url(config.legacy_url)}")
     uvicorn.run(
         "cardcore_legacy.api.app:app",
         host=host,
