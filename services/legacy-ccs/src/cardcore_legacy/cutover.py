@@ -86,11 +86,10 @@ def register_cards(
             card_id = legacy_child_id("card", bucket, fingerprint[:CARD_KEY_LENGTH])
             rows[fingerprint] = {"pan_hmac": fingerprint, "card_id": card_id, "bucket": bucket}
         with control.begin() as conn:
-            existing = dict(
-                conn.execute(sa.select(d.pan_hmac, d.card_id).where(d.pan_hmac.in_(list(rows))))
-                .tuples()
-                .all()
-            )
+            found = conn.execute(
+                sa.select(d.pan_hmac, d.card_id).where(d.pan_hmac.in_(list(rows)))
+            ).all()
+            existing = {pan_hmac: card_id for pan_hmac, card_id in found}
             fresh = [row for key, row in rows.items() if key not in existing]
             for key, card_id in existing.items():
                 if card_id == rows[key]["card_id"]:
