@@ -1,5 +1,6 @@
 """The legacy front's public API over real CCS tables: what each call writes to CCS (SPEC.md
-"Online behaviour"), the core's wire format, decline reasons, idempotency and errors."""
+"Online behaviour"), the core's wire format, decline reasons, idempotency and errors - on the
+embedded SQLite CCS and on real MariaDB (GBK)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
-from legacy_testkit import Seeded, seed_account
+from legacy_testkit import CCS_BACKENDS, Seeded, seed_account
 
 from cardcore_kernel.ids import legacy_child_id
 from cardcore_kernel.pan import PanVault
@@ -20,6 +21,8 @@ from cardcore_kernel.settings import get_settings
 from cardcore_legacy.api.app import create_app
 from cardcore_legacy.ccs import store
 from cardcore_legacy.ccs.schema import ccs_acct, ccs_auth, ccs_card, ccs_stmt, ccs_txn
+
+pytestmark = pytest.mark.parametrize("ccs_env", CCS_BACKENDS, indirect=True)
 
 
 @pytest.fixture
