@@ -35,7 +35,7 @@ from cardcore_legacy.ccs.schema import ccs_acct, ccs_card, ccs_cust
 from cardcore_legacy.services import CARD_KEY_LENGTH
 
 LEGACY_POOL = "legacy"
-CHUNK = 2000
+CHUNK = 10_000
 
 cutover_app = typer.Typer(help="Cut-over of CCS customers to the core.", no_args_is_help=True)
 console = Console()
