@@ -95,6 +95,7 @@ def legacy_seed(
     started = time.monotonic()
     try:
         store.init_schema(url, drop=True)
+        _reset_service_tables(url)
     except store.SourceError as exc:
         raise fail(str(exc)) from None
     dataset = Generator(customers, seed, defect_rate, as_of_date).generate(config.card_bin)
@@ -125,3 +126,71 @@ def legacy_seed(
         f"as-of {as_of_date}, seed {seed}, defect rate {defect_rate}"
         + (f"; truth in {truth}" if truth else "")
     )
+
+
+def _reset_service_tables(url: str) -> None:
+    """A re-seeded CCS starts the online front's own tables afresh too (its idempotency keys
+    and sequences belong to the CCS data they were written against)."""
+    from cardcore_legacy.tables import metadata as service_metadata
+
+    engine = store.legacy_engine(url)
+    try:
+        with engine.begin() as conn:
+            service_metadata.drop_all(conn)
+            service_metadata.create_all(conn)
+    except sa.exc.SQLAlchemyError as exc:
+        raise store.SourceError(f"cannot reset the online front's tables: {exc}") from None
+    finally:
+        engine.dispose()
+
+
+@legacy_app.command("serve")
+def legacy_serve(
+    workers: Annotated[int, typer.Option("--workers", min=1, max=32, help="Processes.")] = 1,
+    host: Annotated[
+        str | None, typer.Option("--host", help="Listen address (default: CCS_SERVICE_URL's).")
+    ] = None,
+    port: Annotated[
+        int | None,
+        typer.Option("--port", min=1, max=65535, help="Port (default: CCS_SERVICE_URL's)."),
+    ] = None,
+) -> None:
+    """Serve the CCS online front (the core's public API over the CCS tables) at CCS_SERVICE_URL."""
+    import uvicorn
+
+    config = settings()
+    url_host, url_port = listen_address(config.ccs_service_url)
+    host, port = host or url_host, port or url_port
+    engine = store.legacy_engine(config.legacy_url)
+    try:
+        store.check_source(engine)
+    except store.SourceError as exc:
+        if "lacks table" not in str(exc):
+            raise fail(str(exc)) from None
+        # a stack starts before CCS is seeded: serve, and answer once the tables exist
+        err.print(f"[yellow]warning:[/] {exc}")
+    finally:
+        engine.dispose()
+    console.print(f"CCS online front on {host}:{port} over {store.safe_url(config.legacy_url)}")
+    uvicorn.run(
+        "cardcore_legacy.api.app:app",
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="warning",
+        access_log=False,
+    )
+
+
+def listen_address(value: str) -> tuple[str, int]:
+    """(host, port) of CCS_SERVICE_URL; a bad one is a clear error, not a traceback."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(value)
+    try:
+        port = parts.port or 80
+    except ValueError:
+        port = -1
+    if parts.scheme != "http" or not parts.hostname or port < 1:
+        raise fail(f"CCS_SERVICE_URL must look like http://HOST:PORT, got {value!r}", 2)
+    return parts.hostname, port

@@ -11,7 +11,7 @@ Invariants:
 - It never touches the user's own stack: not the embedded files in the data dir that
   `cardcore up` uses, and not any server named in the settings (CARDCORE_CONTROL_URL,
   CARDCORE_SHARD_URLS, CARDCORE_REDIS_URL, CARDCORE_BROKER_URL, CCS_URL): every process the demo
-  starts gets an environment with those removed. Only the ports (the three service URLs), the
+  starts gets an environment with those removed. Only the ports (the service URLs), the
   shard count and the card BIN carry over.
 """
 
@@ -52,6 +52,7 @@ DEMO_CARRIED_OVER = {
     "CARDCORE_ACCOUNTS_URL": "accounts_url",
     "CARDCORE_LEDGER_URL": "ledger_url",
     "CARDCORE_GATEWAY_URL": "gateway_url",
+    "CCS_SERVICE_URL": "ccs_service_url",
     "CARDCORE_SHARD_COUNT": "shards",
     "CARDCORE_CARD_BIN": "card_bin",
     "CARDCORE_LOG_LEVEL": "log_level",

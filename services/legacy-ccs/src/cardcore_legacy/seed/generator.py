@@ -10,6 +10,11 @@ which record it broke and how - combined under the spec's precedence (X01 alone 
 is rejected; the first REJECT in the spec's order; every FIX and WARN). Only the relational
 codes (C06, T06 and the parent look-ups) are derived from the generated keys themselves, since
 a partner or a parent is a property of the whole data set, not of one injection.
+
+Why one ~900-line module: the six tables are drawn by one `Generator` whose methods share its
+random streams and the state each table leaves for the next (customers → accounts → cards →
+transactions → holds → statements); splitting it would pass that state between modules without
+making any part testable alone. What the archive shares with it lives in `columns`.
 """
 
 from __future__ import annotations

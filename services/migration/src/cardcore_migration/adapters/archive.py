@@ -39,7 +39,7 @@ from cardcore_legacy.ccs.archive_format import (
     archive_copybook,
 )
 
-__all__ = ["CODEPAGE", "DETAIL_TYPE_BYTE", "RECORD_LENGTH", "RECORD_TYPES", "archive_copybook"]
+# The file format is the CCS contract's (cardcore_legacy.ccs.archive_format); this module reads it.
 # The spec allows sign nibbles C, D and F only; the decoder also accepts IBM's A, B and E.
 SIGN_NIBBLES = (0xC, 0xD, 0xF)
 PACKED_SIGN_OK = bytes(b for b in range(256) if b & 0x0F in SIGN_NIBBLES)
