@@ -26,13 +26,13 @@ import sqlalchemy as sa
 from _common import Figure, save
 
 from cardcore_batch import domain, service
-from cardcore_batch.ledger_steps import DAILY_INTEREST_SQL
 from cardcore_batch.repository import JobRepository
 from cardcore_batch.settings import BatchSettings
 from cardcore_kernel.control import BusinessCalendar
 from cardcore_kernel.db import control_engine
 from cardcore_kernel.schema import installed_schemas
 from cardcore_kernel.testing import PG_SERVER
+from cardcore_ledger.eod import DAILY_INTEREST_SQL
 
 BUSINESS_DATE = dt.date(2026, 11, 25)
 

@@ -15,9 +15,9 @@ from typing import Any
 import sqlalchemy as sa
 
 from cardcore_batch import domain
-from cardcore_batch.ledger_steps import BucketResult
 from cardcore_batch.tables import batch_jobs, batch_partitions, batch_steps
 from cardcore_kernel.control import business_date_table
+from cardcore_ledger.eod import StepResult
 
 
 class ConcurrentRunError(RuntimeError):
@@ -322,7 +322,7 @@ class JobRepository:
                 .values(buckets_done=buckets_done, heartbeat_at=utcnow())
             )
 
-    def finish_partition(self, key: tuple[str, str, int, int], totals: BucketResult) -> None:
+    def finish_partition(self, key: tuple[str, str, int, int], totals: StepResult) -> None:
         with self._control.begin() as conn:
             conn.execute(
                 sa.update(batch_partitions)

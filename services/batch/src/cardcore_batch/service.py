@@ -20,19 +20,14 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from cardcore_batch import domain
-from cardcore_batch.ledger_steps import (
-    BucketResult,
-    bucket_results,
-    buckets_with_work,
-    chunks,
-    run_chunk,
-)
 from cardcore_batch.repository import JobRepository, Partition, utcnow
 from cardcore_batch.settings import BatchSettings
 from cardcore_kernel.control import BusinessCalendar
 from cardcore_kernel.db import ShardSet, bucket_map, control_engine
 from cardcore_kernel.money import yuan
 from cardcore_kernel.sharding import BUCKET_COUNT
+from cardcore_ledger import eod
+from cardcore_ledger.eod import StepResult
 
 POLL_SECONDS = 0.25
 PROGRESS_SECONDS = 0.5
@@ -54,7 +49,7 @@ _shard_sets: dict[tuple[str, ...], ShardSet] = {}
 
 
 def ledger_shards(settings: BatchSettings) -> ShardSet:
-    """The ledger's shard databases (batch's documented exception: it writes ledger tables)."""
+    """The ledger's shard databases, handed to `cardcore_ledger.eod` (which writes them)."""
     urls = tuple(settings.shard_url("ledger", n) for n in range(settings.shards))
     shards = _shard_sets.get(urls)
     if shards is None:
@@ -69,7 +64,7 @@ def business_date_of(job_id: str) -> dt.date:
 # ---------------------------------------------------------------------------- partition
 
 
-def execute_partition(settings: BatchSettings, key: PartitionKey) -> BucketResult | None:
+def execute_partition(settings: BatchSettings, key: PartitionKey) -> StepResult | None:
     """Run one partition chunk by chunk; None if it was already done. Safe to run twice."""
     repo = JobRepository(control_engine(settings))
     partition = repo.start_partition(key)
@@ -79,21 +74,21 @@ def execute_partition(settings: BatchSettings, key: PartitionKey) -> BucketResul
     business_date = business_date_of(job_id)
     engine = ledger_shards(settings).engine(shard)
     try:
-        work = buckets_with_work(engine, step, business_date, list(partition.buckets))
+        work = eod.buckets_with_work(engine, step, business_date, list(partition.buckets))
         reported = time.monotonic()
         done = 0
-        for chunk in chunks(work, settings.batch_chunk_accounts):
-            if run_chunk(engine, step, business_date, chunk) is None:
+        for chunk in domain.chunks(work, settings.batch_chunk_accounts):
+            if eod.run_chunk(engine, step, business_date, chunk) is None:
                 for bucket in chunk:  # partly done by an earlier attempt: bucket by bucket
-                    run_chunk(engine, step, business_date, [bucket])
+                    eod.run_chunk(engine, step, business_date, [bucket])
             done += len(chunk)
             if time.monotonic() - reported >= PROGRESS_SECONDS:
                 repo.progress(key, round(done * len(partition.buckets) / len(work)))
                 reported = time.monotonic()
             if settings.batch_pause_ms:
                 time.sleep(settings.batch_pause_ms / 1000)
-        results = bucket_results(engine, step, business_date, list(partition.buckets))
-        totals = sum(results.values(), BucketResult())
+        results = eod.bucket_results(engine, step, business_date, list(partition.buckets))
+        totals = sum(results.values(), StepResult())
     except Exception as exc:
         repo.fail_partition(key, f"{type(exc).__name__}: {exc}")
         raise
