@@ -204,14 +204,14 @@ def _event(kind: str, aggregate_id: str, payload: dict[str, Any]) -> Event:
 
 
 class DirectExecutor:
-    """Runs partitions synchronously in this process against explicit settings."""
+    """Runs units synchronously in this process against explicit settings."""
 
     def __init__(self, settings: BatchSettings) -> None:
         self.settings = settings
 
-    def dispatch(self, keys: Sequence[service.PartitionKey]) -> None:
-        for key in keys:
-            service.execute_partition(self.settings, key)
+    def dispatch(self, units: Sequence[service.UnitKey]) -> None:
+        for unit in units:
+            service.execute_unit(self.settings, unit)
 
 
 def eod(settings: BatchSettings, business_date: dt.date | None = None) -> service.EodOutcome:

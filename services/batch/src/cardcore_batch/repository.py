@@ -241,17 +241,10 @@ class JobRepository:
 
     # ------------------------------------------------------------------ steps
 
-    def step_status(self, job_id: str, step: str) -> str:
-        with self._control.connect() as conn:
-            return str(
-                conn.execute(
-                    sa.select(batch_steps.c.status).where(
-                        batch_steps.c.job_id == job_id, batch_steps.c.step == step
-                    )
-                ).scalar_one()
-            )
-
-    def set_step(self, job_id: str, step: str, status: str) -> None:
+    def set_steps(self, job_id: str, steps: Sequence[str], status: str) -> None:
+        """Several steps to one status in one transaction (started/finished stamped)."""
+        if not steps:
+            return
         now = utcnow()
         values: dict[str, Any] = {"status": status}
         if status == "running":
@@ -261,7 +254,7 @@ class JobRepository:
         with self._control.begin() as conn:
             conn.execute(
                 sa.update(batch_steps)
-                .where(batch_steps.c.job_id == job_id, batch_steps.c.step == step)
+                .where(batch_steps.c.job_id == job_id, batch_steps.c.step.in_(list(steps)))
                 .values(**values)
             )
 
@@ -284,15 +277,27 @@ class JobRepository:
             p.c.job_id == job_id, p.c.step == step, p.c.shard == shard, p.c.bucket_lo == bucket_lo
         )
 
-    def mark_dispatched(self, keys: Sequence[tuple[str, str, int, int]]) -> None:
+    def mark_dispatched(self, job_id: str, units: Sequence[tuple[str, int, int]]) -> None:
+        """Every partition not done of these units (job, shard, bucket_lo) was just sent."""
+        p = batch_partitions
         now = utcnow()
         with self._control.begin() as conn:
-            for key in keys:
+            for _job, shard, bucket_lo in units:
                 conn.execute(
-                    sa.update(batch_partitions)
-                    .where(self._where(key), batch_partitions.c.status != "done")
+                    sa.update(p)
+                    .where(
+                        p.c.job_id == job_id,
+                        p.c.shard == shard,
+                        p.c.bucket_lo == bucket_lo,
+                        p.c.status != "done",
+                    )
                     .values(status="pending", dispatched_at=now, heartbeat_at=None, error=None)
                 )
+
+    def partition(self, key: tuple[str, str, int, int]) -> Partition | None:
+        with self._control.connect() as conn:
+            row = conn.execute(sa.select(batch_partitions).where(self._where(key))).first()
+        return None if row is None else _partition(row)
 
     def start_partition(self, key: tuple[str, str, int, int]) -> Partition | None:
         """Claim a partition for execution; None if it is already done."""
@@ -322,12 +327,21 @@ class JobRepository:
                 .values(buckets_done=buckets_done, heartbeat_at=utcnow())
             )
 
-    def finish_partition(self, key: tuple[str, str, int, int], totals: StepResult) -> None:
+    def finish_partition(
+        self, key: tuple[str, str, int, int], totals: StepResult, started: bool = False
+    ) -> None:
+        """Done with these totals; `started` when it had no work and so was never started (the
+        attempt is counted here: one transaction for an empty partition)."""
+        values: dict[str, Any] = {}
+        if started:
+            now = utcnow()
+            values = {"attempts": batch_partitions.c.attempts + 1, "started_at": now}
         with self._control.begin() as conn:
             conn.execute(
                 sa.update(batch_partitions)
                 .where(self._where(key))
                 .values(
+                    **values,
                     status="done",
                     buckets_done=batch_partitions.c.buckets_total,
                     accounts=totals.accounts,
@@ -344,7 +358,14 @@ class JobRepository:
             conn.execute(
                 sa.update(batch_partitions)
                 .where(self._where(key), batch_partitions.c.status != "done")
-                .values(status="failed", error=error[:2000], finished_at=utcnow())
+                .values(
+                    status="failed",
+                    # an attempt that failed before it was started counts too
+                    attempts=batch_partitions.c.attempts
+                    + sa.case((batch_partitions.c.status == "running", 0), else_=1),
+                    error=error[:2000],
+                    finished_at=utcnow(),
+                )
             )
 
     # ------------------------------------------------------------------ reading
@@ -368,6 +389,15 @@ class JobRepository:
                     sa.select(batch_steps)
                     .where(batch_steps.c.job_id == job_id)
                     .order_by(batch_steps.c.seq)
+                ).all()
+            )
+
+    def partition_rows(self, job_id: str) -> list[sa.Row[Any]]:
+        """The partition records as stored (timings included), for reports and benchmarks."""
+        with self._control.connect() as conn:
+            return list(
+                conn.execute(
+                    sa.select(batch_partitions).where(batch_partitions.c.job_id == job_id)
                 ).all()
             )
 

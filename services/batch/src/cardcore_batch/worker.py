@@ -22,6 +22,7 @@ from typing import Any
 from celery import Celery
 from celery.schedules import crontab
 from kombu import Queue
+from kombu.transport import sqlalchemy as kombu_sqlalchemy
 
 from cardcore_batch import service
 from cardcore_batch.settings import BatchSettings, load_batch_settings
@@ -31,6 +32,14 @@ from cardcore_kernel.db import control_engine
 QUEUE = "batch"
 APP_PATH = "cardcore_batch.worker:celery_app"
 LONGEST_TASK_SECONDS = 2 * 3600
+
+
+SQLITE_POLL_SECONDS = 0.02
+"""How often a worker on the embedded SQLite broker looks for a message: kombu's default of 1 s
+alone cost up to a second per task round trip; a look is one indexed SELECT on a local file.
+kombu's SQLAlchemy transport hands every transport option to create_engine, so the interval is
+set on its Transport class (only in processes that import this module: batch's own)."""
+kombu_sqlalchemy.Transport.polling_interval = SQLITE_POLL_SECONDS
 
 
 def _transport_options(broker_url: str) -> dict[str, Any]:
@@ -70,8 +79,15 @@ def make_celery(settings: BatchSettings) -> Celery:
 celery_app = make_celery(load_batch_settings())
 
 
+@celery_app.task(name="cardcore_batch.run_unit")
+def run_unit(job_id: str, shard: int, bucket_lo: int) -> None:
+    """Every step of one shard × bucket range, in order (see service.execute_unit)."""
+    service.execute_unit(load_batch_settings(), (job_id, shard, bucket_lo))
+
+
 @celery_app.task(name="cardcore_batch.run_partition")
 def run_partition(job_id: str, step: str, shard: int, bucket_lo: int) -> dict[str, int] | None:
+    """One step of one shard × bucket range (kept for messages sent by an older coordinator)."""
     result = service.execute_partition(load_batch_settings(), (job_id, step, shard, bucket_lo))
     return None if result is None else result.__dict__
 
@@ -86,15 +102,15 @@ def eod_for_open_date() -> dict[str, Any]:
 
 
 class CeleryExecutor:
-    """Fans partitions out as a Celery group on the `batch` queue of the stack's broker."""
+    """Fans units out as Celery tasks on the `batch` queue of the stack's broker."""
 
     def __init__(self, settings: BatchSettings) -> None:
         self.broker_url = settings.celery_broker_url
 
-    def dispatch(self, keys: Sequence[service.PartitionKey]) -> None:
-        if not keys:
+    def dispatch(self, units: Sequence[service.UnitKey]) -> None:
+        if not units:
             return
-        tasks = [run_partition.si(*key).set(queue=QUEUE) for key in keys]
+        tasks = [run_unit.si(*unit).set(queue=QUEUE) for unit in units]
         with celery_app.connection_for_write(self.broker_url) as connection:
             for task in tasks:
                 task.apply_async(connection=connection)
@@ -103,9 +119,9 @@ class CeleryExecutor:
 class EagerExecutor:
     """`--inline`: the same Celery task, executed eagerly in this process, one at a time."""
 
-    def dispatch(self, keys: Sequence[service.PartitionKey]) -> None:
-        for key in keys:
-            run_partition.apply(args=key)
+    def dispatch(self, units: Sequence[service.UnitKey]) -> None:
+        for unit in units:
+            run_unit.apply(args=unit)
 
 
 def worker_command(concurrency: int, name: str) -> list[str]:

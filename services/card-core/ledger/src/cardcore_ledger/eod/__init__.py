@@ -18,6 +18,7 @@ Contract (what the ledger promises its caller):
   have deterministic ids (`rules.eod_posting_id`), a second, independent refusal of a replay.
 - `buckets_with_work` finds, with one index range scan, which buckets have work for a step (and
   how many accounts); buckets without work get no transaction and no guard.
+- `account_count` says how many accounts a shard holds (to size partitions by).
 - `bucket_results` reads back what each done bucket did (from its guard), so a caller's totals
   are right however often a unit ran.
 - Money: one posting + journal writer (`write_postings`), one components function
@@ -33,7 +34,13 @@ the ledger purges its old keys (a completed date is protected by the caller's jo
 from __future__ import annotations
 
 from cardcore_ledger.eod import rules
-from cardcore_ledger.eod.guard import bucket_results, buckets_with_work, run_bucket, run_chunk
+from cardcore_ledger.eod.guard import (
+    account_count,
+    bucket_results,
+    buckets_with_work,
+    run_bucket,
+    run_chunk,
+)
 from cardcore_ledger.eod.rules import (
     ACCRUE_INTEREST,
     CYCLE,
@@ -61,6 +68,7 @@ __all__ = [
     "STEPS",
     "Posting",
     "StepResult",
+    "account_count",
     "account_deltas",
     "bucket_results",
     "buckets_with_work",

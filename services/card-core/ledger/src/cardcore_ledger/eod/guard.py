@@ -190,3 +190,9 @@ def bucket_results(
         if key in keys:
             found[keys[key]] = StepResult(**(body or {}))
     return found
+
+
+def account_count(engine: sa.Engine) -> int:
+    """How many accounts a shard holds (the caller sizes its partitions by it)."""
+    with engine.connect() as conn:
+        return int(conn.execute(sa.select(sa.func.count()).select_from(la)).scalar_one())
