@@ -96,7 +96,7 @@ def execute_partition(settings: BatchSettings, key: PartitionKey) -> StepResult 
     except Exception as exc:
         repo.fail_partition(key, f"{type(exc).__name__}: {exc}")
         raise
-    repo.finish_partition(key, totals, started=not work)
+    repo.finish_partition(key, totals, count_attempt=not work)
     return totals
 
 

@@ -28,6 +28,7 @@ from cardcore_batch import service
 from cardcore_batch.settings import BatchSettings, load_batch_settings
 from cardcore_kernel.control import BusinessCalendar
 from cardcore_kernel.db import control_engine
+from cardcore_kernel.settings import env_file
 
 QUEUE = "batch"
 APP_PATH = "cardcore_batch.worker:celery_app"
@@ -79,10 +80,26 @@ def make_celery(settings: BatchSettings) -> Celery:
 celery_app = make_celery(load_batch_settings())
 
 
+_settings_cache: dict[tuple[object, ...], BatchSettings] = {}
+
+
+def task_settings() -> BatchSettings:
+    """The settings of the stack this worker serves, read again whenever the environment (or
+    the env file) changed: reading them costs more than a small book's whole unit."""
+    path = env_file()
+    stamp = os.stat(path).st_mtime_ns if path and os.path.exists(path) else None
+    key = (tuple(sorted(os.environ.items())), path, stamp)
+    settings = _settings_cache.get(key)
+    if settings is None:
+        _settings_cache.clear()
+        settings = _settings_cache[key] = load_batch_settings()
+    return settings
+
+
 @celery_app.task(name="cardcore_batch.run_unit")
 def run_unit(job_id: str, shard: int, bucket_lo: int) -> None:
     """Every step of one shard × bucket range, in order (see service.execute_unit)."""
-    service.execute_unit(load_batch_settings(), (job_id, shard, bucket_lo))
+    service.execute_unit(task_settings(), (job_id, shard, bucket_lo))
 
 
 @celery_app.task(name="cardcore_batch.run_partition")

@@ -17,10 +17,11 @@ Contract (what the ledger promises its caller):
   redelivery or a duplicate dispatch, never changes the books a second time. EOD postings also
   have deterministic ids (`rules.eod_posting_id`), a second, independent refusal of a replay.
 - `buckets_with_work` finds, with one index range scan, which buckets have work for a step (and
-  how many accounts); buckets without work get no transaction and no guard.
+  how many accounts); buckets without work get no transaction and no guard. `work_by_step` does
+  it for the four steps at once (no step changes what a later step of the date has to do).
 - `account_count` says how many accounts a shard holds (to size partitions by).
-- `bucket_results` reads back what each done bucket did (from its guard), so a caller's totals
-  are right however often a unit ran.
+- `bucket_results` (`results_by_step`: every step at once) reads back what each done bucket did
+  (from its guard), so a caller's totals are right however often a unit ran.
 - Money: one posting + journal writer (`write_postings`), one components function
   (`components`), the balance identity of `cardcore_ledger.tables` kept in every transaction:
   balance = SUM(journal_entries.amount), each component = its entries.
@@ -38,8 +39,10 @@ from cardcore_ledger.eod.guard import (
     account_count,
     bucket_results,
     buckets_with_work,
+    results_by_step,
     run_bucket,
     run_chunk,
+    work_by_step,
 )
 from cardcore_ledger.eod.rules import (
     ACCRUE_INTEREST,
@@ -73,8 +76,10 @@ __all__ = [
     "bucket_results",
     "buckets_with_work",
     "components",
+    "results_by_step",
     "rules",
     "run_bucket",
     "run_chunk",
+    "work_by_step",
     "write_postings",
 ]

@@ -36,14 +36,18 @@ DEADLOCK_RETRIES = 5
 la = ledger_accounts
 
 
-def _work_filter(step: str, business_date: dt.date) -> sa.ColumnElement[bool]:
-    """Accounts a step has something to do for (a superset: done buckets are seen by guard)."""
+def _work_filter(step: str) -> sa.ColumnElement[bool]:
+    """Accounts a step has something to do for (a superset: done buckets are seen by guard).
+
+    Dates are bind parameters (`w_date`, `w_day`, `w_yesterday`) so each step's query is built
+    and compiled once.
+    """
     if step == rules.EXPIRE_HOLDS:
         a = authorizations
         return sa.exists().where(
             a.c.account_id == la.c.account_id,
             a.c.hold_state == "open",
-            a.c.expires_on < business_date,
+            a.c.expires_on < sa.bindparam("w_date", type_=sa.Date),
         )
     if step == rules.ACCRUE_INTEREST:
         return sa.and_(
@@ -56,12 +60,66 @@ def _work_filter(step: str, business_date: dt.date) -> sa.ColumnElement[bool]:
         )
     if step == rules.CYCLE:
         return sa.and_(
-            la.c.cycle_day == business_date.day,
-            sa.or_(la.c.last_statement_date.is_(None), la.c.last_statement_date < business_date),
+            la.c.cycle_day == sa.bindparam("w_day", type_=sa.Integer),
+            sa.or_(
+                la.c.last_statement_date.is_(None),
+                la.c.last_statement_date < sa.bindparam("w_date", type_=sa.Date),
+            ),
         )
     if step == rules.DELINQUENCY:
-        return la.c.payment_due_date == business_date - dt.timedelta(days=1)
+        return la.c.payment_due_date == sa.bindparam("w_yesterday", type_=sa.Date)
     raise ValueError(f"unknown step {step}")
+
+
+_WORK_QUERIES = {
+    step: sa.select(la.c.bucket, sa.func.count())
+    .where(
+        la.c.account_id >= sa.bindparam("w_lo"),
+        la.c.account_id < sa.bindparam("w_hi"),
+        _work_filter(step),
+    )
+    .group_by(la.c.bucket)
+    for step in rules.STEPS
+}
+
+
+_ALL_WORK = (
+    sa.select(
+        la.c.bucket,
+        *(sa.func.sum(sa.case((_work_filter(step), 1), else_=0)) for step in rules.STEPS),
+    )
+    .where(la.c.account_id >= sa.bindparam("w_lo"), la.c.account_id < sa.bindparam("w_hi"))
+    .group_by(la.c.bucket)
+)
+
+
+def _work_params(business_date: dt.date, buckets: Sequence[int]) -> dict[str, object]:
+    lo, hi = chunk_range(buckets)
+    return {
+        "w_lo": lo,
+        "w_hi": hi,
+        "w_date": business_date,
+        "w_day": business_date.day,
+        "w_yesterday": business_date - dt.timedelta(days=1),
+    }
+
+
+def work_by_step(
+    engine: sa.Engine, business_date: dt.date, buckets: Sequence[int]
+) -> dict[str, dict[int, int]]:
+    """`buckets_with_work` for every step at once (one range scan): valid before any step ran,
+    as no step changes what a later step of the same date has to do."""
+    found: dict[str, dict[int, int]] = {step: {} for step in rules.STEPS}
+    if not buckets:
+        return found
+    wanted = set(buckets)
+    with engine.connect() as conn:
+        for bucket, *counts in conn.execute(_ALL_WORK, _work_params(business_date, buckets)):
+            if bucket in wanted:
+                for step, count in zip(rules.STEPS, counts, strict=True):
+                    if count:
+                        found[step][bucket] = int(count)
+    return found
 
 
 def buckets_with_work(
@@ -75,14 +133,9 @@ def buckets_with_work(
     """
     if not buckets:
         return {}
-    lo, hi = chunk_range(buckets)
     wanted = set(buckets)
     with engine.connect() as conn:
-        found = conn.execute(
-            sa.select(la.c.bucket, sa.func.count())
-            .where(la.c.account_id >= lo, la.c.account_id < hi, _work_filter(step, business_date))
-            .group_by(la.c.bucket)
-        ).all()
+        found = conn.execute(_WORK_QUERIES[step], _work_params(business_date, buckets)).all()
     return {bucket: count for bucket, count in found if bucket in wanted}
 
 
@@ -96,6 +149,21 @@ STEP_SQL: dict[str, StepSql] = {
     rules.CYCLE: cycle,
     rules.DELINQUENCY: delinquency,
 }
+
+
+_GUARD_RESULT = (
+    sa.update(idempotency_keys)
+    .where(
+        idempotency_keys.c.scope == GUARD_SCOPE,
+        idempotency_keys.c.key == sa.bindparam("guard"),
+    )
+    .values(response_status=200, response_body=sa.bindparam("body"))
+)
+_GUARD_RESULTS = sa.select(idempotency_keys.c.key, idempotency_keys.c.response_body).where(
+    idempotency_keys.c.scope == GUARD_SCOPE,
+    idempotency_keys.c.key >= sa.bindparam("g_lo"),
+    idempotency_keys.c.key <= sa.bindparam("g_hi"),
+)
 
 
 def run_chunk(
@@ -128,12 +196,7 @@ def run_chunk(
                 result = STEP_SQL[step](conn, business_date, buckets)
                 # the chunk's totals are stored once, in its first bucket's guard
                 conn.execute(
-                    sa.update(idempotency_keys)
-                    .where(
-                        idempotency_keys.c.scope == GUARD_SCOPE,
-                        idempotency_keys.c.key == sa.bindparam("guard"),
-                    )
-                    .values(response_status=200, response_body=sa.bindparam("body")),
+                    _GUARD_RESULT,
                     [
                         {"guard": key, "body": asdict(result if n == 0 else StepResult())}
                         for n, key in enumerate(keys)
@@ -176,19 +239,34 @@ def bucket_results(
     """The recorded results of the buckets of a step that are done (from their guards)."""
     if not buckets:
         return {}
-    keys = {rules.guard_key(business_date, step, b): b for b in buckets}
+    wanted = set(buckets)
+    bounds = {
+        "g_lo": rules.guard_key(business_date, step, min(buckets)),
+        "g_hi": rules.guard_key(business_date, step, max(buckets)),
+    }
     found: dict[int, StepResult] = {}
     with engine.connect() as conn:
-        rows = conn.execute(
-            sa.select(idempotency_keys.c.key, idempotency_keys.c.response_body).where(
-                idempotency_keys.c.scope == GUARD_SCOPE,
-                idempotency_keys.c.key >= rules.guard_key(business_date, step, min(buckets)),
-                idempotency_keys.c.key <= rules.guard_key(business_date, step, max(buckets)),
-            )
-        ).all()
+        rows = conn.execute(_GUARD_RESULTS, bounds).all()
     for key, body in rows:
-        if key in keys:
-            found[keys[key]] = StepResult(**(body or {}))
+        bucket = int(key.rpartition(":")[2])  # guard keys end in the bucket
+        if bucket in wanted:
+            found[bucket] = StepResult(**(body or {}))
+    return found
+
+
+def results_by_step(
+    engine: sa.Engine, business_date: dt.date, buckets: Sequence[int]
+) -> dict[str, dict[int, StepResult]]:
+    """`bucket_results` of every step of a date at once (one index range scan of the guards)."""
+    found: dict[str, dict[int, StepResult]] = {step: {} for step in rules.STEPS}
+    wanted = set(buckets)
+    prefix = f"eod:{business_date.isoformat()}:"
+    with engine.connect() as conn:
+        rows = conn.execute(_GUARD_RESULTS, {"g_lo": prefix, "g_hi": prefix + "~"}).all()
+    for key, body in rows:
+        step, _sep, bucket = key[len(prefix) :].rpartition(":")
+        if step in found and int(bucket) in wanted:
+            found[step][int(bucket)] = StepResult(**(body or {}))
     return found
 
 
