@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import itertools
 import json
 import os
 import statistics
@@ -384,12 +385,31 @@ def eod_run(
         outcome = service.run_eod(settings, BUSINESS_DATE, CeleryExecutor(settings))
         seconds = time.perf_counter() - started
     repo = JobRepository(control_engine(settings))
+    rows = repo.partition_rows(domain.job_id(BUSINESS_DATE))
     steps: dict[str, float] = {}
     for step in domain.PARTITIONED_STEPS:
-        parts = [p for p in repo.partition_rows(domain.job_id(BUSINESS_DATE)) if p.step == step]
+        parts = [p for p in rows if p.step == step]
         first = min(p.started_at for p in parts)
         last = max(p.finished_at for p in parts)
         steps[step] = (last - first).total_seconds()
+    # where the time goes: planning and dispatch, until a worker starts, working, closing
+    job = repo.job(BUSINESS_DATE)
+    assert job is not None
+    marks = {
+        "claimed": job.started_at,
+        "dispatched": min(p.dispatched_at for p in rows),
+        "first start": min(p.started_at for p in rows),
+        "last finish": max(p.finished_at for p in rows),
+        "completed": job.finished_at,
+    }
+    names = list(marks)
+    print(
+        f"EOD {seconds:.2f}s end to end, {len(rows) // 4} units: "
+        + ", ".join(
+            f"{a} -> {b} {(marks[b] - marks[a]).total_seconds():.2f}s"
+            for a, b in itertools.pairwise(names)
+        )
+    )
     return seconds, steps, outcome.report
 
 

@@ -100,6 +100,11 @@ _JOB_PARTITIONS = (
     .where(_p.c.job_id == sa.bindparam("q_job"))
     .order_by(_p.c.step, _p.c.bucket_lo, _p.c.shard)
 )
+_UNIT_PARTITIONS = sa.select(_p).where(
+    _p.c.job_id == sa.bindparam("q_job"),
+    _p.c.shard == sa.bindparam("q_shard"),
+    _p.c.bucket_lo == sa.bindparam("q_lo"),
+)
 _STEP_PARTITIONS = _JOB_PARTITIONS.where(_p.c.step == sa.bindparam("q_step"))
 _DISPATCHED = (
     sa.update(_p)
@@ -351,6 +356,36 @@ class JobRepository:
         with self._control.connect() as conn:
             row = conn.execute(_PARTITION, _key(key)).first()
         return None if row is None else _partition(row)
+
+    def unit_partitions(self, unit: tuple[str, int, int]) -> list[Partition]:
+        """The partitions of one unit (job, shard, bucket_lo), in step order."""
+        with self._control.connect() as conn:
+            rows = conn.execute(
+                _UNIT_PARTITIONS, {"q_job": unit[0], "q_shard": unit[1], "q_lo": unit[2]}
+            ).all()
+        order = {step: n for n, step in enumerate(domain.PARTITIONED_STEPS)}
+        return sorted((_partition(row) for row in rows), key=lambda p: order.get(p.step, 99))
+
+    def finish_idle_partitions(
+        self, done: Sequence[tuple[tuple[str, str, int, int], StepResult]]
+    ) -> None:
+        """Partitions that had no work, done with these totals, in one transaction."""
+        now = utcnow()
+        with self._control.begin() as conn:
+            conn.execute(
+                _FINISH_UNSTARTED,
+                [
+                    {
+                        **_key(key),
+                        "q_accounts": totals.accounts,
+                        "q_items": totals.items,
+                        "q_fen": totals.amount_fen,
+                        "q_micro": totals.amount_micro,
+                        "q_now": now,
+                    }
+                    for key, totals in done
+                ],
+            )
 
     def start_partition(self, key: tuple[str, str, int, int]) -> Partition | None:
         """Claim a partition for execution; None if it is already done."""

@@ -72,11 +72,7 @@ def business_date_of(job_id: str) -> dt.date:
 
 def execute_partition(settings: BatchSettings, key: PartitionKey) -> StepResult | None:
     """Run one partition (one step, one shard, one bucket range) chunk by chunk; None if it was
-    already done. Safe to run twice: the ledger's guards make each bucket's work exactly-once.
-
-    A partition with nothing to do costs one ledger read and one control-database transaction
-    (it is recorded done with the totals its guards hold, in case an earlier attempt did work).
-    """
+    already done. Safe to run twice: the ledger's guards make each bucket's work exactly-once."""
     repo = JobRepository(control_engine(settings))
     planned = repo.partition(key)
     if planned is None or planned.status == "done":
@@ -91,8 +87,9 @@ def execute_partition(settings: BatchSettings, key: PartitionKey) -> StepResult 
             if repo.start_partition(key) is None:
                 return None
             _work_through(settings, repo, key, engine, step, business_date, work, len(buckets))
-        results = eod.bucket_results(engine, step, business_date, buckets)
-        totals = sum(results.values(), StepResult())
+        totals = sum(
+            eod.bucket_results(engine, step, business_date, buckets).values(), StepResult()
+        )
     except Exception as exc:
         repo.fail_partition(key, f"{type(exc).__name__}: {exc}")
         raise
@@ -131,10 +128,60 @@ def execute_unit(settings: BatchSettings, unit: UnitKey) -> None:
     whole accounts, so units need no barrier between steps: each runs its four partitions one
     after the other (a done partition is skipped, so a redelivered or re-dispatched unit resumes
     where the last attempt stopped). A failing step stops the unit; the coordinator retries it.
+
+    Round trips are what a small book's date costs, so a unit reads its four partition records
+    in one query and the work of its four steps in one range scan (`eod.work_by_step`), and
+    records the steps that had nothing to do together, with the totals their guards hold (an
+    earlier attempt may have done their work), in one transaction at the end.
     """
-    job_id, shard, bucket_lo = unit
-    for step in domain.PARTITIONED_STEPS:
-        execute_partition(settings, (job_id, step, shard, bucket_lo))
+    job_id, shard, _bucket_lo = unit
+    repo = JobRepository(control_engine(settings))
+    todo = [p for p in repo.unit_partitions(unit) if p.status != "done"]
+    if not todo:
+        return
+    business_date = business_date_of(job_id)
+    engine = ledger_shards(settings).engine(shard)
+    buckets = list(todo[0].buckets)
+    idle: list[PartitionKey] = []
+    current: PartitionKey | None = None
+
+    def record_idle() -> None:
+        if idle:
+            done = eod.results_by_step(engine, business_date, buckets)
+            repo.finish_idle_partitions(
+                [(key, sum(done[key[1]].values(), StepResult())) for key in idle]
+            )
+            idle.clear()
+
+    try:
+        work = eod.work_by_step(engine, business_date, buckets)
+        for partition in todo:
+            step_work = work[partition.step]
+            if not step_work:
+                idle.append(partition.key)
+                continue
+            record_idle()  # earlier steps show done before this one starts
+            current = partition.key
+            if repo.start_partition(partition.key) is None:
+                continue
+            _work_through(
+                settings,
+                repo,
+                partition.key,
+                engine,
+                partition.step,
+                business_date,
+                step_work,
+                len(buckets),
+            )
+            results = eod.bucket_results(engine, partition.step, business_date, buckets)
+            repo.finish_partition(partition.key, sum(results.values(), StepResult()))
+            current = None
+        record_idle()
+    except Exception as exc:
+        for key in [*([current] if current else []), *idle]:
+            repo.fail_partition(key, f"{type(exc).__name__}: {exc}")
+        raise
 
 
 def unit_of(key: PartitionKey) -> UnitKey:
