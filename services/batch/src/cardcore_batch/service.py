@@ -184,6 +184,16 @@ def execute_unit(settings: BatchSettings, unit: UnitKey) -> None:
         raise
 
 
+def warm_up(settings: BatchSettings) -> None:
+    """Open the connections and compile the statements a unit uses, on a job that does not exist
+    (nothing is read or written but empty results)."""
+    repo = JobRepository(control_engine(settings))
+    repo.unit_partitions(("warm-up:", 0, 0))
+    for _shard, engine in ledger_shards(settings).all():
+        eod.work_by_step(engine, dt.date(2000, 1, 1), [0])
+        eod.results_by_step(engine, dt.date(2000, 1, 1), [0])
+
+
 def unit_of(key: PartitionKey) -> UnitKey:
     return (key[0], key[2], key[3])
 

@@ -10,6 +10,7 @@ the coordinator notices the partition has no sign of life and dispatches it agai
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 import signal
 import subprocess
@@ -21,6 +22,7 @@ from typing import Any
 
 from celery import Celery
 from celery.schedules import crontab
+from celery.signals import worker_process_init
 from kombu import Queue
 from kombu.transport import sqlalchemy as kombu_sqlalchemy
 
@@ -32,6 +34,7 @@ from cardcore_kernel.settings import env_file
 
 QUEUE = "batch"
 APP_PATH = "cardcore_batch.worker:celery_app"
+logger = logging.getLogger(__name__)
 LONGEST_TASK_SECONDS = 2 * 3600
 
 
@@ -94,6 +97,19 @@ def task_settings() -> BatchSettings:
         _settings_cache.clear()
         settings = _settings_cache[key] = load_batch_settings()
     return settings
+
+
+@worker_process_init.connect
+def _warm_up(**_: Any) -> None:
+    """Each worker process connects to the control database and the ledger's shards and compiles
+    the statements of a unit when it starts, not in its first task: a first task paid seconds for
+    it, which is a business date's whole budget on a small book. A failure here only logs: the
+    first task will meet (and report) the same problem."""
+    try:
+        settings = task_settings()
+        service.warm_up(settings)
+    except Exception as exc:  # never keep a worker from starting
+        logger.warning("batch worker warm-up failed: %s", exc)
 
 
 @celery_app.task(name="cardcore_batch.run_unit")
