@@ -15,6 +15,7 @@ from cardcore_kernel.control import BusinessCalendar, PanDirectory
 from cardcore_kernel.db import ShardSet, bucket_map, control_engine
 from cardcore_kernel.pan import PanVault
 from cardcore_kernel.settings import CardcoreSettings, get_settings
+from cardcore_ledger.hotpath import AuthorizationPath
 from cardcore_ledger.services import Ledger
 
 SERVICE = "ledger"
@@ -32,20 +33,32 @@ def build_ledger(settings: CardcoreSettings) -> Ledger:
 
 
 class Runtime:
-    """The use cases, built once per app from the settings, on first use."""
+    """The use cases and the async authorization path, built once per app, on first use."""
 
     def __init__(self) -> None:
         self._ledger: Ledger | None = None
+        self._authorizations: AuthorizationPath | None = None
         self._lock = threading.Lock()
 
     def get(self) -> Ledger:
         if self._ledger is None:
             with self._lock:
                 if self._ledger is None:
-                    self._ledger = build_ledger(get_settings())
+                    settings = get_settings()
+                    ledger = build_ledger(settings)
+                    self._authorizations = AuthorizationPath(ledger, settings)
+                    self._ledger = ledger
         return self._ledger
 
-    def close(self) -> None:
+    def authorizations(self) -> AuthorizationPath:
+        self.get()
+        assert self._authorizations is not None
+        return self._authorizations
+
+    async def close(self) -> None:
+        if self._authorizations is not None:
+            await self._authorizations.close()
+            self._authorizations = None
         if self._ledger is not None:
             self._ledger.shards.dispose()
             self._ledger = None
@@ -56,4 +69,10 @@ async def get_ledger(request: Request) -> Ledger:
     return runtime.get()
 
 
+async def get_authorizations(request: Request) -> AuthorizationPath:
+    runtime: Runtime = request.app.state.ledger
+    return runtime.authorizations()
+
+
 LedgerDep = Annotated[Ledger, Depends(get_ledger)]
+AuthorizationsDep = Annotated[AuthorizationPath, Depends(get_authorizations)]

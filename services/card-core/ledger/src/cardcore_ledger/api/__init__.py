@@ -26,7 +26,7 @@ def create_app() -> FastAPI:
         try:
             yield
         finally:
-            runtime.close()
+            await runtime.close()
 
     app = create_service_app(
         SERVICE,

@@ -1,8 +1,9 @@
 """The ledger's HTTP routes: the public /v1 API and the accounts -> ledger /internal events.
 
 Each route validates (models), calls one use case and answers; money-moving routes answer the
-stored response of their idempotency claim as it is (`Outcome`). Plain `def` routes run in the
-server's thread pool, each doing one short database transaction.
+stored response of their idempotency claim as it is (`Outcome`). The authorization is `async`
+(`hotpath`: one statement on PostgreSQL, no thread hop); the other routes are plain `def`s that
+run in the server's thread pool, each doing one short database transaction.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
 
 from cardcore_kernel.errors import InvalidError
@@ -36,7 +37,7 @@ from cardcore_ledger.api.models import (
     StatementOut,
     TransactionPageOut,
 )
-from cardcore_ledger.deps import LedgerDep
+from cardcore_ledger.deps import AuthorizationsDep, LedgerDep
 from cardcore_ledger.services import (
     AccountState,
     CardState,
@@ -85,11 +86,13 @@ def _respond(outcome: Outcome) -> JSONResponse:
     response_model=AuthorizationOut,
     responses=responses(404, 422),
 )
-def authorize(
-    ledger: LedgerDep, command: AuthorizationIn, key: IdempotencyKey = None
-) -> JSONResponse:
+async def authorize(
+    path: AuthorizationsDep, command: AuthorizationIn, key: IdempotencyKey = None
+) -> Response:
+    """The hot path (see `hotpath`): on the event loop, one statement on PostgreSQL."""
     claim = idempotency_claim("authorizations", key, command)
-    return _respond(ledger.authorize(command, claim))
+    status, body = await path.authorize(command, claim)
+    return Response(body, status_code=status, media_type="application/json")
 
 
 @public.get(
