@@ -195,7 +195,13 @@ def bucket_of(value: str, kind: str, what: str, field: str | None = None) -> int
 
 
 def auth_code() -> str:
-    return "".join(secrets.choice(AUTH_CODE_ALPHABET) for _ in range(AUTH_CODE_LENGTH))
+    """Six characters of AUTH_CODE_ALPHABET, uniform, from one draw of the OS's CSPRNG."""
+    value = secrets.randbelow(len(AUTH_CODE_ALPHABET) ** AUTH_CODE_LENGTH)
+    chars = []
+    for _ in range(AUTH_CODE_LENGTH):
+        value, index = divmod(value, len(AUTH_CODE_ALPHABET))
+        chars.append(AUTH_CODE_ALPHABET[index])
+    return "".join(chars)
 
 
 class Ledger:
