@@ -40,8 +40,8 @@ from cardcore_ledger.services import (
     count_decision,
 )
 
-POOL_MIN_SIZE = 2
-POOL_MAX_SIZE = 20  # per shard and process; the load of one process rarely needs more
+POOL_MIN_SIZE = 1
+POOL_MAX_SIZE = 10  # per shard and process: a call holds its connection for one round trip only
 PAN_CACHE_SIZE = 200_000
 SERVICE = "ledger"
 
