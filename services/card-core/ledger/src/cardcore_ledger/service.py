@@ -23,7 +23,7 @@ class Ledger(services.Ledger):
         super().__init__(built.shards, built.pans, built.vault, built.calendar, built.control)
         self.settings = settings
 
-    def apply_events(self, events: list[Any]) -> int:  # type: ignore[override]
+    def apply_events(self, events: list[Any]) -> int:
         """Accepts the old (event, state model) pairs as well as `services.StateEvent`s."""
         converted = []
         for item in events:
