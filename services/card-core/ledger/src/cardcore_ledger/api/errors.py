@@ -1,19 +1,16 @@
-"""Domain errors -> the kernel's error JSON, and the error responses each endpoint declares.
+"""Domain errors -> the kernel's error JSON.
 
 Use cases raise `domain`'s errors and know nothing of HTTP; this is the one place that says
 which status each one is. The body is the kernel's contract, byte for byte:
-`{"error": {"code", "message", "field"}}`.
+`{"error": {"code", "message", "field"}}`; routes declare it with the kernel's `error_responses`.
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from cardcore_kernel.errors import error_body
-from cardcore_ledger.api.models import ErrorOut
 from cardcore_ledger.domain import (
     CardNotFound,
     InvalidRequest,
@@ -46,17 +43,3 @@ def install(app: FastAPI) -> None:
         return error_response(exc)
 
     app.add_exception_handler(LedgerError, _ledger_error)
-
-
-_DESCRIPTIONS = {
-    404: "not found: unknown id or PAN (`not_found`, `card_not_found`)",
-    409: "wrong state (e.g. `hold_not_open`, `already_cleared`, `pan_conflict`)",
-    422: "invalid input naming its field (`invalid`, `invalid_json`, `idempotency_key_reused`, …)",
-}
-
-
-def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI `responses=` for the error statuses an endpoint can answer."""
-    return {
-        status: {"model": ErrorOut, "description": _DESCRIPTIONS[status]} for status in statuses
-    }

@@ -240,15 +240,3 @@ class StatementOut(BaseModel):
 
 class EventsAppliedOut(BaseModel):
     applied: int
-
-
-class ErrorDetailOut(BaseModel):
-    code: str
-    message: str
-    field: str | None
-
-
-class ErrorOut(BaseModel):
-    """The kernel's error contract: `{"error": {"code", "message", "field"}}`."""
-
-    error: ErrorDetailOut

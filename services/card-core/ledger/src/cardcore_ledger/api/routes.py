@@ -14,9 +14,8 @@ from fastapi import APIRouter, Header, Query
 from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
 
-from cardcore_kernel.errors import InvalidError
+from cardcore_kernel.errors import InvalidError, error_responses
 from cardcore_kernel.ids import InvalidIdError, bucket_of_id
-from cardcore_ledger.api.errors import responses
 from cardcore_ledger.api.models import (
     AccountStateIn,
     AuthorizationDetailOut,
@@ -84,7 +83,7 @@ def _respond(outcome: Outcome) -> JSONResponse:
     "/authorizations",
     status_code=201,
     response_model=AuthorizationOut,
-    responses=responses(404, 422),
+    responses=error_responses(400, 404, 422),
 )
 async def authorize(
     path: AuthorizationsDep, command: AuthorizationIn, key: IdempotencyKey = None
@@ -98,7 +97,7 @@ async def authorize(
 @public.get(
     "/authorizations/{authorization_id}",
     response_model=AuthorizationDetailOut,
-    responses=responses(404),
+    responses=error_responses(404, 422),
 )
 def get_authorization(ledger: LedgerDep, authorization_id: str) -> JSONResponse:
     return JSONResponse(ledger.get_authorization(authorization_id))
@@ -108,7 +107,7 @@ def get_authorization(ledger: LedgerDep, authorization_id: str) -> JSONResponse:
     "/authorizations/{authorization_id}/reversals",
     status_code=201,
     response_model=ReversalOut,
-    responses=responses(404, 409, 422),
+    responses=error_responses(400, 404, 409, 422),
 )
 def reverse(
     ledger: LedgerDep,
@@ -122,25 +121,35 @@ def reverse(
 
 
 @public.post(
-    "/clearings", status_code=201, response_model=ClearingOut, responses=responses(404, 409, 422)
+    "/clearings",
+    status_code=201,
+    response_model=ClearingOut,
+    responses=error_responses(400, 404, 409, 422),
 )
 def clear(ledger: LedgerDep, command: ClearingIn, key: IdempotencyKey = None) -> JSONResponse:
     return _respond(ledger.clear(command, idempotency_claim("clearings", key, command)))
 
 
-@public.post("/refunds", status_code=201, response_model=PostingOut, responses=responses(404, 422))
+@public.post(
+    "/refunds", status_code=201, response_model=PostingOut, responses=error_responses(400, 404, 422)
+)
 def refund(ledger: LedgerDep, command: RefundIn, key: IdempotencyKey = None) -> JSONResponse:
     return _respond(ledger.refund(command, idempotency_claim("refunds", key, command)))
 
 
 @public.post(
-    "/repayments", status_code=201, response_model=PostingOut, responses=responses(404, 422)
+    "/repayments",
+    status_code=201,
+    response_model=PostingOut,
+    responses=error_responses(400, 404, 422),
 )
 def repay(ledger: LedgerDep, command: RepaymentIn, key: IdempotencyKey = None) -> JSONResponse:
     return _respond(ledger.repay(command, idempotency_claim("repayments", key, command)))
 
 
-@public.get("/accounts/{account_id}/balance", response_model=BalanceOut, responses=responses(404))
+@public.get(
+    "/accounts/{account_id}/balance", response_model=BalanceOut, responses=error_responses(404, 422)
+)
 def balance(ledger: LedgerDep, account_id: str) -> JSONResponse:
     return JSONResponse(ledger.balance(account_id))
 
@@ -148,7 +157,7 @@ def balance(ledger: LedgerDep, account_id: str) -> JSONResponse:
 @public.get(
     "/accounts/{account_id}/transactions",
     response_model=TransactionPageOut,
-    responses=responses(404, 422),
+    responses=error_responses(404, 422),
 )
 def transactions(
     ledger: LedgerDep,
@@ -162,13 +171,13 @@ def transactions(
 @public.get(
     "/accounts/{account_id}/statements",
     response_model=list[StatementOut],
-    responses=responses(404),
+    responses=error_responses(404, 422),
 )
 def list_statements(ledger: LedgerDep, account_id: str) -> JSONResponse:
     return JSONResponse(ledger.statements(account_id))
 
 
-@internal.post("/events", response_model=EventsAppliedOut, responses=responses(409, 422))
+@internal.post("/events", response_model=EventsAppliedOut, responses=error_responses(400, 409, 422))
 def receive_events(ledger: LedgerDep, batch: EventBatchIn) -> JSONResponse:
     """accounts -> ledger state events (CONTRACTS.md): applied when newer, else ignored."""
     parsed: list[StateEvent] = []
