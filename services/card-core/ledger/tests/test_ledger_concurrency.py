@@ -106,3 +106,46 @@ def test_concurrent_authorizations_never_oversell_the_limit(
             "approved": expected_approved,
             "declined": REQUESTS - expected_approved,
         }
+
+
+async def _authorize_bodies(
+    urls: list[str], key: str, bodies: list[dict[str, str]]
+) -> list[httpx.Response]:
+    limits = httpx.Limits(max_connections=len(bodies), max_keepalive_connections=len(bodies))
+    async with httpx.AsyncClient(limits=limits, timeout=60.0) as client:
+        return await asyncio.gather(
+            *(
+                client.post(
+                    f"{urls[index % len(urls)]}/v1/authorizations",
+                    json=body,
+                    headers={"Idempotency-Key": key},
+                )
+                for index, body in enumerate(bodies)
+            )
+        )
+
+
+@pytest.mark.slow
+def test_concurrent_retries_with_one_key_and_two_bodies_take_effect_once(
+    ledger_urls: list[str], settings: CardcoreSettings
+) -> None:
+    """40 requests with one key at once, half of them with another amount: one effect; the
+    requests like the first get its response byte for byte, the others the reuse error."""
+    with httpx.Client(base_url=ledger_urls[0]) as client:
+        customer = seed_customer(client, settings, limit=f"{LIMIT_FEN // 100}.00")
+        bodies = [
+            {"pan": customer.pan, "amount": "150.00" if n % 2 else "151.00", "currency": "CNY"}
+            for n in range(40)
+        ]
+        responses = asyncio.run(_authorize_bodies(ledger_urls, "one-key", bodies))
+        winners = [(b, r) for b, r in zip(bodies, responses, strict=True) if r.status_code == 201]
+        losers = [(b, r) for b, r in zip(bodies, responses, strict=True) if r.status_code != 201]
+        assert len(winners) == 20 and len(losers) == 20
+        assert len({b["amount"] for b, _ in winners}) == 1
+        assert len({r.content for _, r in winners}) == 1
+        assert {(r.status_code, r.json()["error"]["code"]) for _, r in losers} == {
+            (422, "idempotency_key_reused")
+        }
+        amount = winners[0][0]["amount"]
+        assert balance(client, customer.account_id)["open_holds"] == amount
+        assert_books_balance(ledger_engine(settings, customer.bucket), customer.account_id)

@@ -1,8 +1,10 @@
 """The ledger's rules as pure functions over integer fen: no database, no clock, no randomness.
 
-The service layer reads rows, asks these functions what to do and writes the answer; the same
-rules are what the conditional SQL of the hot path encodes (see `service.authorize`), and the
-unit tests pin them down without a database.
+The use cases (`services`) read rows, ask these functions what to do and write the answer; the
+same rules are what the conditional SQL of the hot path encodes (`repository.hold_statement`, and
+the `ledger_authorize` function of migration 0003 on PostgreSQL), and the unit tests pin them down
+without a database. The domain errors at the bottom are what use cases raise; the API maps each to
+the kernel's error JSON (`api.errors`), so no rule knows about HTTP.
 
 Journal components follow CONTRACTS.md: signed fen, positive = the customer owes more;
 `credit` holds an overpayment as negative entries. An account's balance is the sum of all of its
@@ -146,14 +148,58 @@ def repayment_entries(amount: int, current: Components) -> dict[str, int]:
     return entries
 
 
-class RuleViolation(Exception):
+class LedgerError(Exception):
+    """A request the ledger refuses; the API turns each kind into its error JSON and status."""
+
+    def __init__(self, code: str, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.field = field
+
+
+class NotFound(LedgerError):
+    """Something the request names does not exist (or is not one of our ids): 404."""
+
+    def __init__(self, what: str, field: str | None = None) -> None:
+        super().__init__("not_found", f"{what} not found", field)
+
+
+class CardNotFound(LedgerError):
+    """An unknown PAN, or a card (or its account) the ledger has not heard of yet: 404."""
+
+    def __init__(self) -> None:
+        super().__init__("card_not_found", "card not found", "pan")
+
+
+class InvalidRequest(LedgerError):
+    """Input that is well-formed but unacceptable, naming its field: 422."""
+
+    def __init__(self, field: str, message: str, code: str = "invalid") -> None:
+        super().__init__(code, message, field)
+
+
+class IdempotencyKeyReused(InvalidRequest):
+    """The same Idempotency-Key came with a different request: 422."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "Idempotency-Key",
+            "this Idempotency-Key was already used with a different request",
+            code="idempotency_key_reused",
+        )
+
+
+class StateConflict(LedgerError):
+    """The request does not fit the current state of what it names: 409."""
+
+
+class RuleViolation(LedgerError):
     """A request the ledger's rules refuse; `kind` tells conflict (state) from invalid (input)."""
 
     def __init__(self, kind: Literal["conflict", "invalid"], code: str, message: str) -> None:
-        super().__init__(message)
+        super().__init__(code, message, "amount" if kind == "invalid" else None)
         self.kind = kind
-        self.code = code
-        self.message = message
 
 
 def reversal_amount(status: str, hold_state: str, hold_amount: int, requested: int | None) -> int:
