@@ -39,7 +39,7 @@ def parse_metrics(text: str, into: Scrape) -> None:
             if sample.name == "gateway_requests_total":
                 key = (labels["route"], labels["status"])
                 into.requests[key] = into.requests.get(key, 0.0) + sample.value
-            elif sample.name.startswith("gateway_request_seconds"):
+            elif sample.name.startswith("gateway_request_seconds") and "route" in labels:
                 series = histograms.setdefault(
                     (labels["route"], labels["pool"]), {"buckets": {}, "count": 0.0, "sum": 0.0}
                 )
