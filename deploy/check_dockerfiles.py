@@ -26,6 +26,7 @@ DOCKERFILES = [
     "services/card-core/ledger/Dockerfile",
     "services/migration/Dockerfile",
     "services/batch/Dockerfile",
+    "services/console/Dockerfile",
     "deploy/docker/ops.Dockerfile",
     "deploy/docker/loadtest.Dockerfile",
 ]

@@ -23,6 +23,7 @@ def test_demo_runs_every_step_and_exits_zero(tmp_path):
             "CARDCORE_ACCOUNTS_URL": f"http://127.0.0.1:{free_port()}",
             "CARDCORE_LEDGER_URL": f"http://127.0.0.1:{free_port()}",
             "CARDCORE_GATEWAY_URL": f"http://127.0.0.1:{free_port()}",
+            "CARDCORE_CONSOLE_URL": f"http://127.0.0.1:{free_port()}",
         }
     )
     result = subprocess.run(

@@ -114,3 +114,29 @@ def seed_run(
             findings,
         )
     return run_id
+
+
+def add_customer_rows(settings: CardcoreSettings, count: int) -> None:
+    """`count` customers spread over every bucket (2 in 3 from CCS), one transaction per shard."""
+    mapping = bucket_map(settings)
+    by_shard: dict[int, list[int]] = {}
+    for n in range(count):
+        bucket = (n * 7) % 1024
+        by_shard.setdefault(mapping.shard_of(bucket), []).append(bucket)
+    for shard, buckets in by_shard.items():
+        engine = make_engine(settings.shard_url("accounts", shard))
+        with engine.begin() as conn:
+            for n, bucket in enumerate(buckets):
+                insert_customer(
+                    conn,
+                    {
+                        "customer_id": f"cus_{bucket:04d}{shard}{n:011d}",
+                        "bucket": bucket,
+                        "name": "测试",
+                        "id_type": "passport",
+                        "id_number": f"E{n:08d}",
+                        "mobile": None,
+                        "legacy_key": f"{shard}-{n}" if n % 3 else None,
+                    },
+                )
+        engine.dispose()

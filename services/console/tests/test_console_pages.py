@@ -114,9 +114,14 @@ def test_batch_follows_an_eod_run(logged_in: TestClient, settings: CardcoreSetti
     assert (job["business_date"], job["status"]) == ("2026-11-25", "completed")
     assert view["steps"] and all(s["status"] == "done" for s in view["steps"])
     assert all(s["seconds"] is not None for s in view["steps"])
-    assert view["partitions"] and all(p["status"] == "done" for p in view["partitions"])
-    shards = {p["shard"] for p in view["partitions"]}
-    assert shards == {0, 1}
+    steps = [s["step"] for s in view["steps"] if s["partitions_total"]]
+    assert view["ranges"] and {r["shard"] for r in view["ranges"]} == {0, 1}
+    for r in view["ranges"]:
+        assert [p["step"] for p in r["steps"]] == steps  # in the job's step order
+        assert all(p["status"] == "done" for p in r["steps"])
+    assert sum(len(r["steps"]) for r in view["ranges"]) == sum(
+        s["partitions_total"] for s in view["steps"]
+    )
     assert view["failures"] == []
     page = logged_in.get("/batch").text
     assert 'id="job-status">completed' in page and "2026-11-26" in page

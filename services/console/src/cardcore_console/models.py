@@ -124,6 +124,15 @@ class PartitionCell(BaseModel):
     attempts: int
 
 
+class PartitionRange(BaseModel):
+    """One shard × bucket range of an EOD run: its partition in each step, in step order."""
+
+    shard: int
+    bucket_lo: int
+    bucket_hi: int
+    steps: list[PartitionCell]
+
+
 class StepRow(BaseModel):
     step: str
     status: str
@@ -152,7 +161,7 @@ class BatchView(BaseModel):
     jobs: list[JobRow]
     selected: JobRow | None
     steps: list[StepRow]
-    partitions: list[PartitionCell]
+    ranges: list[PartitionRange]
     failures: list[str]
 
 

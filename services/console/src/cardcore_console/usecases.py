@@ -253,6 +253,7 @@ def batch_view(source: BatchSource, business_date: dt.date | None = None) -> mod
     default = jobs[0] if jobs else None
     selected = next((j for j in jobs if j.business_date == business_date), default)
     steps: list[models.StepRow] = []
+    ranges: list[models.PartitionRange] = []
     cells: list[models.PartitionCell] = []
     failures: list[str] = []
     if selected is not None:
@@ -275,7 +276,18 @@ def batch_view(source: BatchSource, business_date: dt.date | None = None) -> mod
         by_step: dict[str, list[models.PartitionCell]] = {}
         for cell in cells:
             by_step.setdefault(cell.step, []).append(cell)
-        for s in source.steps(selected.job_id):
+        step_rows = source.steps(selected.job_id)
+        order = {s.step: s.seq for s in step_rows}
+        by_range: dict[tuple[int, int], models.PartitionRange] = {}
+        for cell in sorted(cells, key=lambda c: (c.bucket_lo, c.shard, order.get(c.step, 99))):
+            key = (cell.bucket_lo, cell.shard)
+            if key not in by_range:
+                by_range[key] = models.PartitionRange(
+                    shard=cell.shard, bucket_lo=cell.bucket_lo, bucket_hi=cell.bucket_hi, steps=[]
+                )
+            by_range[key].steps.append(cell)
+        ranges = list(by_range.values())
+        for s in step_rows:
             mine = by_step.get(s.step, [])
             steps.append(
                 models.StepRow(
@@ -297,6 +309,6 @@ def batch_view(source: BatchSource, business_date: dt.date | None = None) -> mod
         jobs=jobs,
         selected=selected,
         steps=steps,
-        partitions=cells,
+        ranges=ranges,
         failures=failures,
     )

@@ -25,7 +25,7 @@ from cardcore_kernel.db import control_engine
 from cardcore_kernel.settings import CardcoreSettings
 from cardcore_stack.loadtest.command import run_loadtest
 from cardcore_stack.loadtest.command import show as show_loadtest
-from cardcore_stack.processes import stack_processes
+from cardcore_stack.processes import console_url, stack_processes
 from cardcore_stack.runner import wait_ready
 from cardcore_stack.tour import Step, Tour, TourFailed, card_lifecycle
 
@@ -210,6 +210,8 @@ def run_demo(settings: CardcoreSettings, api_key: str) -> int:
             console.print(f"[red]not ready:[/] {', '.join(not_ready)} — see {stack_log}")
             return 1
         console.print(f"stack ready in {time.monotonic() - started:.1f}s")
+        if (ops_url := console_url()) is not None:
+            console.print(f"ops console: {ops_url} (log in with the API key) while the demo runs")
         headers = {"Authorization": f"Bearer {api_key}"}
         with httpx.Client(base_url=settings.gateway_url, headers=headers, timeout=10) as client:
             sections.append(("Card life cycle through the gateway", card_lifecycle(client).steps))
