@@ -22,6 +22,7 @@ PROTECTED_DATA = [
     "/api/v1/traffic",
     "/api/v1/batch",
     "/api/v1/cutover",
+    "/api/v1/openapi.json",
 ]
 
 
@@ -92,6 +93,14 @@ def test_over_https_the_cookie_is_secure(console_settings, ops_key: str) -> None
             c for c in response.headers.get_list("set-cookie") if c.startswith("cardcore_console=")
         )
         assert "; secure" in cookie.lower()
+
+
+def test_openapi_is_behind_the_login_and_honest(logged_in: TestClient) -> None:
+    assert logged_in.get("/openapi.json").status_code == 404
+    schema = logged_in.get("/api/v1/openapi.json").json()
+    buckets = schema["paths"]["/api/v1/buckets"]["get"]["responses"]
+    assert "BucketsView" in buckets["200"]["content"]["application/json"]["schema"]["$ref"]
+    assert "401" in buckets
 
 
 def test_a_tampered_session_is_refused(logged_in: TestClient) -> None:

@@ -128,7 +128,8 @@ def _traffic(gateway: str) -> None:
 
     headers = {"Authorization": f"Bearer {BOOTSTRAP_KEY}"}
     with httpx.Client(base_url=gateway, headers=headers, timeout=15) as client:
-        card_lifecycle(client)
+        tour = card_lifecycle(client)
+        assert tour.ok, [(step.name, step.status, step.detail) for step in tour.steps]
         client.get("/v1/accounts/acc_0001xxxxxxxx/balance")
     httpx.get(f"{gateway}/v1/accounts/acc_0001xxxxxxxx", timeout=15)  # 401: no key
 
@@ -157,7 +158,6 @@ def test_operator_session_in_a_real_browser(
     payments_key = cardcore(
         running, "gateway", "create-key", "--name", "pos", "--scopes", "payments"
     )
-    cardcore(running, "gateway", "route-buckets", "--pool", "legacy", "0-1023")
     page = browser.new_page(viewport={"width": 1280, "height": 900})  # type: ignore[attr-defined]
 
     # refused without the ops scope: the login page again, and nothing else
@@ -168,20 +168,11 @@ def test_operator_session_in_a_real_browser(
     assert page.url.endswith("/login")
     _shot(page, "login")
 
-    # logged in: the grid, then re-routing from the CLI recolours it in place
+    # logged in; traffic from the gateway's metrics, sent while the page is open (every bucket
+    # still on its route's default pool, so the tour's new customers are served by the core)
     _login(page, console, ops_key.strip())
     page.wait_for_url("**/buckets")
-    assert page.locator("#grid .cell.st-legacy").count() == 1024
-    cardcore(running, "gateway", "route-buckets", "--pool", "core", "0-255")
-    expect(page.locator("#grid .cell.st-core")).to_have_count(256, timeout=WAIT_MS)
-    assert page.locator("#grid .cell.st-legacy").count() == 768
-    assert page.url.endswith("/buckets")  # no reload: the live refresh did it
-    page.click('#grid .cell[data-b="300"]')
-    detail = page.inner_text("#detail")
-    assert "Bucket 300" in detail and "legacy" in detail and "last freeze" in detail
-    _shot(page, "buckets")
-
-    # traffic from the gateway's metrics, while the page is open: rates and latency appear
+    assert page.locator("#grid .cell.st-unrouted").count() == 1024
     page.click("#nav-traffic")
     expect(page.locator("#live h2")).to_contain_text("rates over the last", timeout=WAIT_MS)
     _traffic(running["url_gateway"])
@@ -196,6 +187,19 @@ def test_operator_session_in_a_real_browser(
     assert _page_totals(page) == expected
     assert "closed" in page.inner_text("#upstreams")
     _shot(page, "traffic")
+
+    # the grid, then re-routing from the CLI recolours it in place
+    cardcore(running, "gateway", "route-buckets", "--pool", "legacy", "0-1023")
+    page.click("#nav-buckets")
+    expect(page.locator("#grid .cell.st-legacy")).to_have_count(1024, timeout=WAIT_MS)
+    cardcore(running, "gateway", "route-buckets", "--pool", "core", "0-255")
+    expect(page.locator("#grid .cell.st-core")).to_have_count(256, timeout=WAIT_MS)
+    assert page.locator("#grid .cell.st-legacy").count() == 768
+    assert page.url.endswith("/buckets")  # no reload: the live refresh did it
+    page.click('#grid .cell[data-b="300"]')
+    detail = page.inner_text("#detail")
+    assert "Bucket 300" in detail and "legacy" in detail and "last freeze" in detail
+    _shot(page, "buckets")
 
     # migration: runs written by the migration's own repository
     control = control_engine(settings)

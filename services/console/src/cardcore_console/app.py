@@ -56,6 +56,7 @@ def create_app(console: Console | None = None) -> FastAPI:
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
+        openapi_url=None,  # served behind the login instead: /api/v1/openapi.json
     )
     holder["console"] = console or build_console()
     app.state.console = holder["console"]

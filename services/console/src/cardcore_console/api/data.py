@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
+from fastapi.openapi.utils import get_openapi
 
 from cardcore_console import models, usecases
 from cardcore_console.api.session import api_session, console_of
@@ -35,6 +36,15 @@ async def traffic(request: Request) -> models.TrafficView:
 @router.get("/batch", response_model=models.BatchView)
 def batch(request: Request, date: dt.date | None = None) -> models.BatchView:
     return usecases.batch_view(console_of(request).batch, date)
+
+
+@router.get("/openapi.json", include_in_schema=False)
+def openapi(request: Request) -> dict[str, Any]:
+    """The console's OpenAPI document (behind the login, like everything else)."""
+    schema: dict[str, Any] = get_openapi(
+        title=request.app.title, version="1", routes=request.app.routes
+    )
+    return schema
 
 
 @router.get("/cutover", response_model=models.CutoverView)

@@ -6,6 +6,7 @@ static/console.js fetches every few seconds and swaps in (same query string, sam
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from typing import Any
 
@@ -47,11 +48,13 @@ async def _context(page: str, request: Request) -> dict[str, Any]:
             raise InvalidError("by", "must be state or shard")
         return {"view": await usecases.buckets_view(console.buckets), "by": by}
     if page == "migration":
-        return {"view": usecases.migration_view(console.migration, params.get("run"))}
+        run = params.get("run")
+        return {"view": await asyncio.to_thread(usecases.migration_view, console.migration, run)}
     if page == "traffic":
         return {"view": await usecases.traffic_view(console.traffic)}
     if page == "batch":
-        return {"view": usecases.batch_view(console.batch, _date(params.get("date"), "date"))}
+        date = _date(params.get("date"), "date")
+        return {"view": await asyncio.to_thread(usecases.batch_view, console.batch, date)}
     if page == "cutover":
         return {"view": await usecases.cutover_view(console.buckets)}
     raise NotFoundError("page")

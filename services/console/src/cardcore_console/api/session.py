@@ -6,6 +6,7 @@ redirect to it; fragments and JSON answer 401 with the error JSON.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated
 from urllib.parse import parse_qs
 
@@ -108,7 +109,9 @@ async def post_login(request: Request) -> Response:
     ):
         return login_page(request, "The form expired; please try again.", 403)
     try:
-        _session_obj, cookie = console.gatekeeper.login(form.get("api_key", ""))
+        _session_obj, cookie = await asyncio.to_thread(
+            console.gatekeeper.login, form.get("api_key", "")
+        )
     except LoginRefused as refused:
         return login_page(request, refused.message, refused.status)
     response = RedirectResponse("/buckets", 303)
