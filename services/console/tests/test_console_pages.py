@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 
 from console_testkit import add_customer, route, seed_run
@@ -39,7 +40,10 @@ def test_buckets_follow_routes_shards_and_customers(
     page = logged_in.get("/buckets").text
     assert page.count('class="cell st-') == 1024
     assert page.count('class="cell st-legacy"') == 256
-    assert 'data-b="300"' in page and 'data-customers="2"' in page
+    facts = json.loads(page.split('id="bucket-data">')[1].split("</script>")[0])
+    assert (facts["customers"][300], facts["legacy"][300], facts["pool"][300]) == (2, 1, "legacy")
+    assert facts["shard"][8] == 1 and facts["state"][600] == "unrouted"
+    assert facts["verify"][0] is None
     by_shard = logged_in.get("/fragments/buckets?by=shard").text
     assert by_shard.count('class="cell sh-1"') == 513  # 512 odd buckets + bucket 8
     assert 'id="live"' not in by_shard  # a fragment, not the page

@@ -12,8 +12,10 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from jinja2.utils import htmlsafe_json_dumps
+from markupsafe import Markup
 
-from cardcore_console import domain, usecases
+from cardcore_console import domain, models, usecases
 from cardcore_console.api.session import PageSession, api_session, console_of
 from cardcore_console.auth import Session
 from cardcore_kernel.errors import InvalidError, NotFoundError
@@ -39,6 +41,22 @@ def _date(value: str | None, field: str) -> dt.date | None:
         raise InvalidError(field, "must be a date such as 2026-11-25") from None
 
 
+def _bucket_facts(view: models.BucketsView) -> Markup:
+    """The details behind hover/click: one array per fact, indexed by bucket (HTML-safe JSON)."""
+    cells = view.cells
+    return htmlsafe_json_dumps(
+        {
+            "shard": [c.shard for c in cells],
+            "state": [c.state for c in cells],
+            "pool": [c.pool for c in cells],
+            "customers": [c.customers for c in cells],
+            "legacy": [c.legacy_customers for c in cells],
+            "verify": [c.last_verify for c in cells],
+            "freeze": [c.last_freeze for c in cells],
+        }
+    )
+
+
 async def _context(page: str, request: Request) -> dict[str, Any]:
     console = console_of(request)
     params = request.query_params
@@ -46,7 +64,8 @@ async def _context(page: str, request: Request) -> dict[str, Any]:
         by = params.get("by", "state")
         if by not in ("state", "shard"):
             raise InvalidError("by", "must be state or shard")
-        return {"view": await usecases.buckets_view(console.buckets), "by": by}
+        view = await usecases.buckets_view(console.buckets)
+        return {"view": view, "by": by, "facts": _bucket_facts(view)}
     if page == "migration":
         run = params.get("run")
         return {"view": await asyncio.to_thread(usecases.migration_view, console.migration, run)}

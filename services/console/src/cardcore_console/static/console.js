@@ -7,23 +7,31 @@
   var detail = document.getElementById("detail");
   var picked = null;
 
+  function facts() {
+    var block = document.getElementById("bucket-data");
+    return block ? JSON.parse(block.textContent) : null;
+  }
+
+  function text(value) { return value === null || value === undefined ? "\u2014" : String(value); }
+
   function show(cell) {
-    if (!detail || !cell) { return; }
-    var d = cell.dataset;
+    var data = facts();
+    if (!detail || !cell || !data) { return; }
+    var b = parseInt(cell.dataset.b, 10);
     var rows = [
-      ["bucket", d.b], ["shard", d.shard], ["served by", d.state], ["gateway pool", d.pool],
-      ["customers", d.customers], ["from CCS", d.legacy],
-      ["last verify", d.verify], ["last freeze", d.freeze]
+      ["bucket", b], ["shard", data.shard[b]], ["served by", data.state[b]],
+      ["gateway pool", data.pool[b]], ["customers", data.customers[b]],
+      ["from CCS", data.legacy[b]], ["last verify", data.verify[b]],
+      ["last freeze", data.freeze[b]]
     ];
     var dl = document.createElement("dl");
     rows.forEach(function (r) {
       var dt = document.createElement("dt"); dt.textContent = r[0];
-      var dd = document.createElement("dd"); dd.textContent = r[1];
+      var dd = document.createElement("dd"); dd.textContent = text(r[1]);
       dl.appendChild(dt); dl.appendChild(dd);
     });
-    var h = document.createElement("h3"); h.textContent = "Bucket " + d.b;
+    var h = document.createElement("h3"); h.textContent = "Bucket " + b;
     detail.replaceChildren(h, dl);
-    detail.dataset.bucket = d.b;
   }
 
   function cellOf(target) {
