@@ -25,6 +25,7 @@ DOCKERFILES = [
     "services/card-core/accounts/Dockerfile",
     "services/card-core/ledger/Dockerfile",
     "services/migration/Dockerfile",
+    "services/legacy-ccs/Dockerfile",
     "services/batch/Dockerfile",
     "services/console/Dockerfile",
     "deploy/docker/ops.Dockerfile",
