@@ -11,6 +11,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from cardcore_console import domain
 from cardcore_console.sources.cutover import bucket_states
 from cardcore_console.sources.traffic import Scrape, parse_metrics
+from cardcore_kernel.switchover.model import SwitchRecord
 
 
 def css_state_colours() -> dict[str, str]:
@@ -29,6 +30,52 @@ def test_states_from_routes() -> None:
     assert [s.state for s in states[:4]] == ["core", "legacy", "unrouted", "unrouted"]
     assert len(states) == 1024
     assert all(s.last_verify is None and s.last_freeze is None for s in states)
+
+
+def _switch(kind: str, buckets: str, state: str, **extra: object) -> SwitchRecord:
+    values: dict[str, object] = {
+        "switch_id": f"{kind}-{buckets}-{state}",
+        "kind": kind,
+        "buckets": buckets,
+        "source": "legacy",
+        "target": "core",
+        "state": state,
+        "reason": None,
+        "owner": None,
+        "heartbeat_at": None,
+        "created_at": 1_764_750_000.0,
+        "updated_at": 1_764_750_000.0,
+        "max_freeze": 1.0,
+        "freeze_started_at": None,
+        "freeze_seconds": None,
+        "position": None,
+        "detail": {},
+    }
+    return SwitchRecord(**(values | extra))  # type: ignore[arg-type]
+
+
+def test_states_from_range_switches_newest_first() -> None:
+    routes = dict.fromkeys(range(0, 256), "core") | dict.fromkeys(range(256, 1024), "legacy")
+    switches = [  # newest first, as the kernel's switch_status returns them
+        _switch("cutover", "512-767", "frozen", freeze_seconds=None),
+        _switch("cutover-rollback", "0-63", "done", freeze_seconds=0.42, detail={"verify": {}}),
+        _switch(
+            "cutover",
+            "768-800",
+            "aborted",
+            reason="verify found differences",
+            detail={"verify": {"mismatched": 3}},
+        ),
+        _switch("cutover", "0-255", "done", freeze_seconds=0.31, detail={"verify": {}}),
+        _switch("cutover", "600-601", "done", freeze_seconds=9.9),  # older than the frozen one
+    ]
+    states = bucket_states(routes, switches)
+    assert states[512].state == "switching" and states[600].state == "switching"
+    assert states[600].last_freeze is None  # the newest switch of the bucket decides
+    assert states[10].state == "rolled_back" and states[10].last_freeze.startswith("0.42 s")  # type: ignore[union-attr]
+    assert states[100].state == "core" and states[100].last_verify.startswith("clean (cutover")  # type: ignore[union-attr]
+    assert states[770].state == "aborted" and states[770].last_verify.startswith("differences")  # type: ignore[union-attr]
+    assert states[900].state == "legacy" and states[900].last_verify is None
 
 
 def test_compress() -> None:

@@ -53,6 +53,7 @@ def build_console(settings: ConsoleSettings | None = None) -> Console:
             buckets,
             bucket_route_store(gateway, settings, redis),
             ShardSet("accounts", settings, buckets),
+            control,
         ),
         migration=MigrationSource(control),
         batch=BatchSource(control),

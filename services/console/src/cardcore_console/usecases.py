@@ -38,7 +38,7 @@ def _seconds(start: dt.datetime | None, end: dt.datetime | None) -> float | None
 async def buckets_view(source: BucketSource) -> models.BucketsView:
     (version, routes), counts = await asyncio.gather(source.routes(), source.customers_async())
     shards = await asyncio.to_thread(source.shards)
-    statuses = bucket_states(routes)
+    statuses = bucket_states(routes, await asyncio.to_thread(source.switches))
     cells = []
     for bucket in range(BUCKET_COUNT):
         status = statuses[bucket]

@@ -11,10 +11,13 @@ import asyncio
 import threading
 import time
 
+import sqlalchemy as sa
+
 from cardcore_accounts.bucket_counts import BucketCustomers, customers_per_bucket
 from cardcore_gateway.bucket_routes import BucketRouteStore
 from cardcore_kernel.db import ShardSet
 from cardcore_kernel.sharding import BUCKET_COUNT, BucketMap
+from cardcore_kernel.switchover.model import SwitchRecord, switch_status
 
 
 class BucketSource:
@@ -23,8 +26,10 @@ class BucketSource:
         bucket_map: BucketMap,
         routes: BucketRouteStore,
         accounts: ShardSet,
+        control: sa.Engine,
         counts_ttl: float = 10.0,
     ) -> None:
+        self._control = control
         self._bucket_map = bucket_map
         self._routes = routes
         self._accounts = accounts
@@ -58,6 +63,13 @@ class BucketSource:
                 self._counts = None
             self._counts_at = time.monotonic()
             return self._counts
+
+    def switches(self) -> list[SwitchRecord]:
+        """The kernel's record of range switches, newest first ([] before its tables exist)."""
+        try:
+            return switch_status(self._control)
+        except (sa.exc.ProgrammingError, sa.exc.OperationalError):
+            return []
 
     async def customers_async(self) -> dict[int, BucketCustomers] | None:
         return await asyncio.to_thread(self.customers)
