@@ -218,7 +218,7 @@ def test_operator_session_in_a_real_browser(
     page.wait_for_selector("#no-jobs")
     cardcore(running, "batch", "eod", "--date", "2026-11-25", "--inline")
     expect(page.locator("#job-status")).to_have_text("completed", timeout=WAIT_MS)
-    assert page.inner_text("#business-date") == "2026-11-26"
+    expect(page.locator("#business-date")).to_have_text("2026-11-26", timeout=WAIT_MS)
     assert "hold" in page.inner_text("#steps").lower()
     _shot(page, "batch")
 

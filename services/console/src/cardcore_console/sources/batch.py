@@ -16,7 +16,8 @@ class BatchSource:
     def __init__(self, control: sa.Engine) -> None:
         self._control = control
         self._jobs = JobRepository(control)
-        self._calendar = BusinessCalendar(control)
+        # no cache: the date must agree with the job status read in the same refresh
+        self._calendar = BusinessCalendar(control, ttl_seconds=0)
 
     def business_date(self) -> dt.date:
         """The open business date (the kernel's calendar: today until an EOD opened one)."""
