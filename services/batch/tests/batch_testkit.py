@@ -1,5 +1,8 @@
 """Test helpers: drive the ledger through its own service layer, run EOD, fingerprint the books.
 
+The books are read back with plain SQL, as an auditor would: the tests never import the
+ledger's `tables` or `domain` (test_batch_imports holds batch to that).
+
 Accounts and cards arrive as `account.state` / `card.state` events and PANs are registered in the
 kernel's PAN directory, as in production; money moves through the ledger's use cases
 (authorize, clear, repay). Every helper takes explicit settings so that one test can drive two
@@ -28,9 +31,17 @@ from cardcore_kernel.schema import installed_schemas
 from cardcore_kernel.testing import StackEnv
 from cardcore_ledger.commands import AccountState, Authorize, CardState, Clear, Event, Repay
 from cardcore_ledger.service import Ledger
-from cardcore_ledger.tables import ledger_accounts, postings, statements
 
 _events = itertools.count(1)
+_DATE_COLUMNS = ("business_date", "statement_date", "due_date", "last_statement_date")
+_TYPES: dict[str, Any] = {
+    **dict.fromkeys((*_DATE_COLUMNS, "payment_due_date"), sa.Date),
+    "revolving": sa.Boolean,
+    "daily_rate": sa.Numeric(8, 6),
+    "created_at": sa.DateTime(timezone=True),
+    "updated_at": sa.DateTime(timezone=True),
+}
+"""Column types of the rows read back with plain SQL (SQLite hands back strings otherwise)."""
 
 
 def settings_of(env: StackEnv, **overrides: Any) -> BatchSettings:
@@ -151,18 +162,18 @@ class LedgerDriver:
     def account(self, customer: Customer) -> sa.Row[Any]:
         with self.engine(customer).connect() as conn:
             return conn.execute(
-                sa.select(ledger_accounts).where(
-                    ledger_accounts.c.account_id == customer.account_id
-                )
+                sa.text("SELECT * FROM ledger_accounts WHERE account_id = :a").columns(**_TYPES),
+                {"a": customer.account_id},
             ).one()
 
     def statements(self, customer: Customer) -> list[sa.Row[Any]]:
         with self.engine(customer).connect() as conn:
             return list(
                 conn.execute(
-                    sa.select(statements)
-                    .where(statements.c.account_id == customer.account_id)
-                    .order_by(statements.c.statement_date)
+                    sa.text(
+                        "SELECT * FROM statements WHERE account_id = :a ORDER BY statement_date"
+                    ).columns(**_TYPES),
+                    {"a": customer.account_id},
                 ).all()
             )
 
@@ -170,12 +181,11 @@ class LedgerDriver:
         with self.engine(customer).connect() as conn:
             return list(
                 conn.execute(
-                    sa.select(postings)
-                    .where(
-                        postings.c.account_id == customer.account_id,
-                        postings.c.type == posting_type,
-                    )
-                    .order_by(postings.c.business_date)
+                    sa.text(
+                        "SELECT * FROM postings WHERE account_id = :a AND type = :t "
+                        "ORDER BY business_date"
+                    ).columns(**_TYPES),
+                    {"a": customer.account_id, "t": posting_type},
                 ).all()
             )
 
@@ -194,14 +204,14 @@ def _event(kind: str, aggregate_id: str, payload: dict[str, Any]) -> Event:
 
 
 class DirectExecutor:
-    """Runs partitions synchronously in this process against explicit settings."""
+    """Runs units synchronously in this process against explicit settings."""
 
     def __init__(self, settings: BatchSettings) -> None:
         self.settings = settings
 
-    def dispatch(self, keys: Sequence[service.PartitionKey]) -> None:
-        for key in keys:
-            service.execute_partition(self.settings, key)
+    def dispatch(self, units: Sequence[service.UnitKey]) -> None:
+        for unit in units:
+            service.execute_unit(self.settings, unit)
 
 
 def eod(settings: BatchSettings, business_date: dt.date | None = None) -> service.EodOutcome:

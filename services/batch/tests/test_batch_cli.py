@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 import subprocess
 import sys
 
@@ -67,3 +68,39 @@ def test_operator_commands(stack: StackEnv, monkeypatch: pytest.MonkeyPatch) -> 
         assert step in output
     code, output = batch("status", "--date", "2020-01-01")
     assert code == 1 and "no EOD job for 2020-01-01" in output
+
+
+@pytest.mark.slow
+def test_simulate_shows_a_progress_bar_with_the_date_and_the_step(
+    stack: StackEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`cardcore batch simulate` as a user runs it in a terminal: a real process with its
+    embedded Celery worker; the bar names each simulated date and the step under way."""
+    ledger = LedgerDriver(load_batch_settings())
+    ledger.open_business_date(START)
+    for _ in range(3):
+        customer = new_customer()
+        ledger.open_account(customer, cycle_day=2)
+        ledger.spend(customer, "500.00", kind="cash")  # accrues every day: the step has work
+    run = subprocess.run(
+        [sys.executable, "-m", "cardcore_kernel", "batch", "simulate", "--days", "3"],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env={
+            **os.environ,
+            "COLUMNS": "160",
+            "TTY_COMPATIBLE": "1",  # rich draws its live display as in a terminal
+            "CARDCORE_BATCH_CHUNK_ACCOUNTS": "1",  # a transaction per bucket ...
+            "CARDCORE_BATCH_PAUSE_MS": "400",  # ... each slow enough to be seen under way
+        },
+    )
+    assert run.returncode == 0, run.stderr
+    assert "Traceback" not in run.stderr
+    assert "\x1b[" in run.stdout  # drawn as a live display, not plain lines
+    shown = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", run.stdout)
+    for day in ("2026-12-01", "2026-12-02", "2026-12-03"):
+        assert re.search(rf"EOD {day} +accrue_interest +[━╸╺]+ +[0-2]/3 days", shown), shown
+        assert f"EOD {day}: " in shown  # the day's summary line
+    assert re.search(r"EOD 2026-12-03 +closed +[━╸╺]+ +3/3 days", shown), shown
+    assert ledger.business_date() == dt.date(2026, 12, 4)

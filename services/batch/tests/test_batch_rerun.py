@@ -20,14 +20,15 @@ from batch_testkit import (
     new_customer,
 )
 
-from cardcore_batch import domain, ledger_steps, service
+from cardcore_batch import domain, service
 from cardcore_batch.repository import ConcurrentRunError, JobRepository
 from cardcore_batch.settings import BatchSettings, load_batch_settings
 from cardcore_batch.tables import batch_jobs, batch_partitions, batch_steps
 from cardcore_kernel.control import BusinessCalendar
 from cardcore_kernel.db import control_engine
 from cardcore_kernel.testing import StackEnv
-from cardcore_ledger.tables import ledger_accounts
+from cardcore_ledger import eod as ledger_eod
+from cardcore_ledger.eod import rules
 
 START = dt.date(2026, 12, 1)
 CLOSE = dt.date(2026, 12, 9)  # cycle day 9; holds taken on 12-01 expire (expires_on 12-08 < 12-09)
@@ -105,16 +106,16 @@ def test_a_bucket_runs_once_however_often_it_is_executed(batch_settings: BatchSe
     for step in steps:
         done = []
         for bucket, engine in buckets.items():
-            first = ledger_steps.run_bucket(engine, step, CLOSE, bucket)
+            first = ledger_eod.run_bucket(engine, step, CLOSE, bucket)
             assert first is not None, step
             done.append(first.accounts)
-            assert ledger_steps.run_bucket(engine, step, CLOSE, bucket) is None
+            assert ledger_eod.run_bucket(engine, step, CLOSE, bucket) is None
         assert sum(done) > 0, step
     changed = ledger_digest(batch_settings)
     assert changed != digest
     for bucket, engine in buckets.items():
         for step in steps:
-            assert ledger_steps.run_bucket(engine, step, CLOSE, bucket) is None
+            assert ledger_eod.run_bucket(engine, step, CLOSE, bucket) is None
     assert ledger_digest(batch_settings) == changed
     assert ledger.business_date() == CLOSE
 
@@ -159,16 +160,15 @@ def test_set_based_accrual_agrees_with_the_domain_rule(batch_settings: BatchSett
         revolving = rng.random() < 0.5
         with ledger.engine(customer).begin() as conn:
             conn.execute(
-                sa.update(ledger_accounts)
-                .where(ledger_accounts.c.account_id == customer.account_id)
-                .values(revolving=revolving)
+                sa.text("UPDATE ledger_accounts SET revolving = :r WHERE account_id = :a"),
+                {"r": revolving, "a": customer.account_id},
             )
         customers.append(customer)
     eod(batch_settings, START)
     for customer in customers:
         account = ledger.account(customer)
-        base = domain.interest_base(
+        base = rules.interest_base(
             account.principal_purchase, account.principal_cash, account.revolving
         )
-        expected = domain.daily_interest_micro(base, domain.rate_ppm(Decimal(account.daily_rate)))
+        expected = rules.daily_interest_micro(base, rules.rate_ppm(Decimal(account.daily_rate)))
         assert account.accrued_interest_micro == expected

@@ -14,7 +14,6 @@ from batch_testkit import DirectExecutor, LedgerDriver, assert_books_balance, ne
 from cardcore_batch import service
 from cardcore_batch.settings import BatchSettings, load_batch_settings
 from cardcore_kernel.testing import StackEnv
-from cardcore_ledger.tables import statements
 
 START = dt.date(2026, 12, 1)
 DAYS = 35
@@ -62,7 +61,9 @@ def test_simulated_month_keeps_books_and_cuts_one_statement_per_cycle(
     for _shard, engine in service.ledger_shards(batch_settings).all():
         with engine.connect() as conn:
             for account_id, statement_date in conn.execute(
-                sa.select(statements.c.account_id, statements.c.statement_date)
+                sa.text("SELECT account_id, statement_date FROM statements").columns(
+                    statement_date=sa.Date
+                )
             ):
                 cut[(account_id, statement_date)] += 1
     expected = {

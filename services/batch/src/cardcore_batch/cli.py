@@ -17,7 +17,14 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 from cardcore_batch import domain, service
@@ -164,13 +171,59 @@ def eod(
     print_report(outcome.report)
 
 
+class _DayBar:
+    """`simulate`'s progress: one bar over the days, showing the simulated date and the step.
+
+    Fed by the coordinator (the step whose partitions are not all done yet) and by the
+    simulation (a new date, a closed date); every change is rendered at once.
+    """
+
+    def __init__(self, progress: Progress, days: int) -> None:
+        self.progress = progress
+        self.task = progress.add_task("simulating", total=days, date="", step="starting")
+        self.date = ""
+        self.done: dict[str, bool] = {}
+        self.shown = ""
+
+    def on_date(self, business_date: dt.date) -> None:
+        self.date = business_date.isoformat()
+        self.done = {}
+        self.shown = "planning"
+        self.progress.update(self.task, date=self.date, step="planning", refresh=True)
+
+    def on_progress(self, step: str, partitions: list[Partition]) -> None:
+        self.done[step] = all(p.status == "done" for p in partitions)
+        # the first step (in order) that still has partitions to finish is the one shown
+        current = next((s for s in domain.PARTITIONED_STEPS if not self.done.get(s)), "report")
+        if current != self.shown:
+            self.shown = current
+            self.progress.update(self.task, step=current, refresh=True)
+
+    def on_day(self, outcome: service.EodOutcome) -> None:
+        self.progress.update(self.task, advance=1, step="closed", refresh=True)
+
+
+def _day_progress() -> Progress:
+    return Progress(
+        TextColumn("EOD [bold]{task.fields[date]}[/]"),
+        TextColumn("{task.fields[step]:<16}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("days"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+        disable=not console.is_terminal,
+    )
+
+
 @app.command()
 def simulate(
     days: Annotated[int, typer.Option("--days", min=1, max=3660, help="How many EODs.")] = 1,
     inline: InlineOption = False,
     embedded_worker: EmbeddedOption = None,
 ) -> None:
-    """Run N consecutive EODs from the open business date."""
+    """Run N consecutive EODs from the open business date (a progress bar shows the date)."""
     settings = _settings()
 
     def summary(outcome: service.EodOutcome) -> None:
@@ -184,8 +237,21 @@ def simulate(
         )
 
     try:
-        with _executor(settings, inline, embedded_worker) as executor:
-            service.simulate(settings, days, executor, on_day=summary)
+        with _executor(settings, inline, embedded_worker) as executor, _day_progress() as bar:
+            days_bar = _DayBar(bar, days)
+
+            def on_day(outcome: service.EodOutcome) -> None:
+                days_bar.on_day(outcome)
+                summary(outcome)
+
+            service.simulate(
+                settings,
+                days,
+                executor,
+                on_progress=days_bar.on_progress,
+                on_day=on_day,
+                on_date=days_bar.on_date,
+            )
     except (service.EodError, ConcurrentRunError, LeaseLostError) as exc:
         raise _fail(str(exc)) from None
 

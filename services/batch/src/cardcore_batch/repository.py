@@ -15,9 +15,9 @@ from typing import Any
 import sqlalchemy as sa
 
 from cardcore_batch import domain
-from cardcore_batch.ledger_steps import BucketResult
 from cardcore_batch.tables import batch_jobs, batch_partitions, batch_steps
 from cardcore_kernel.control import business_date_table
+from cardcore_ledger.eod import StepResult
 
 
 class ConcurrentRunError(RuntimeError):
@@ -72,7 +72,7 @@ def _partition(row: sa.Row[Any]) -> Partition:
         shard=row.shard,
         bucket_lo=row.bucket_lo,
         bucket_hi=row.bucket_hi,
-        buckets=tuple(int(b) for b in row.buckets.split(",") if b),
+        buckets=tuple(map(int, row.buckets.split(","))) if row.buckets else (),
         status=row.status,
         buckets_done=row.buckets_done,
         attempts=row.attempts,
@@ -83,6 +83,80 @@ def _partition(row: sa.Row[Any]) -> Partition:
             default=None,
         ),
     )
+
+
+# The statements a worker and the coordinator run for every partition and poll, built once:
+# rebuilding them per call (fresh literal values) cost more than running them.
+_p = batch_partitions
+_KEY = sa.and_(
+    _p.c.job_id == sa.bindparam("q_job"),
+    _p.c.step == sa.bindparam("q_step"),
+    _p.c.shard == sa.bindparam("q_shard"),
+    _p.c.bucket_lo == sa.bindparam("q_lo"),
+)
+_PARTITION = sa.select(_p).where(_KEY)
+_JOB_PARTITIONS = (
+    sa.select(_p)
+    .where(_p.c.job_id == sa.bindparam("q_job"))
+    .order_by(_p.c.step, _p.c.bucket_lo, _p.c.shard)
+)
+_UNIT_PARTITIONS = sa.select(_p).where(
+    _p.c.job_id == sa.bindparam("q_job"),
+    _p.c.shard == sa.bindparam("q_shard"),
+    _p.c.bucket_lo == sa.bindparam("q_lo"),
+)
+_STEP_PARTITIONS = _JOB_PARTITIONS.where(_p.c.step == sa.bindparam("q_step"))
+_DISPATCHED = (
+    sa.update(_p)
+    .where(
+        _p.c.job_id == sa.bindparam("q_job"),
+        _p.c.shard == sa.bindparam("q_shard"),
+        _p.c.bucket_lo == sa.bindparam("q_lo"),
+        _p.c.status != "done",
+    )
+    .values(status="pending", dispatched_at=sa.bindparam("q_now"), heartbeat_at=None, error=None)
+)
+_START = (
+    sa.update(_p)
+    .where(_KEY, _p.c.status != "done")
+    .values(
+        status="running",
+        attempts=_p.c.attempts + 1,
+        started_at=sa.bindparam("q_now"),
+        heartbeat_at=sa.bindparam("q_now"),
+    )
+)
+_PROGRESS = (
+    sa.update(_p)
+    .where(_KEY, _p.c.status == "running")
+    .values(buckets_done=sa.bindparam("q_done"), heartbeat_at=sa.bindparam("q_now"))
+)
+_FINISH = (
+    sa.update(_p)
+    .where(_KEY)
+    .values(
+        status="done",
+        buckets_done=_p.c.buckets_total,
+        accounts=sa.bindparam("q_accounts"),
+        item_count=sa.bindparam("q_items"),
+        amount_fen=sa.bindparam("q_fen"),
+        amount_micro=sa.bindparam("q_micro"),
+        finished_at=sa.bindparam("q_now"),
+        error=None,
+    )
+)
+_FINISH_UNSTARTED = _FINISH.values(attempts=_p.c.attempts + 1, started_at=sa.bindparam("q_now"))
+_RENEW = (
+    sa.update(batch_jobs)
+    .where(
+        batch_jobs.c.job_id == sa.bindparam("q_job"), batch_jobs.c.owner == sa.bindparam("q_owner")
+    )
+    .values(lease_until=sa.bindparam("q_until"))
+)
+
+
+def _key(key: tuple[str, str, int, int]) -> dict[str, Any]:
+    return {"q_job": key[0], "q_step": key[1], "q_shard": key[2], "q_lo": key[3]}
 
 
 class JobRepository:
@@ -195,11 +269,10 @@ class JobRepository:
         )
 
     def renew_lease(self, job_id: str, owner: str, lease_seconds: float) -> None:
+        until = utcnow() + dt.timedelta(seconds=lease_seconds)
         with self._control.begin() as conn:
             renewed = conn.execute(
-                sa.update(batch_jobs)
-                .where(batch_jobs.c.job_id == job_id, batch_jobs.c.owner == owner)
-                .values(lease_until=utcnow() + dt.timedelta(seconds=lease_seconds))
+                _RENEW, {"q_job": job_id, "q_owner": owner, "q_until": until}
             ).rowcount
         if not renewed:
             raise LeaseLostError(f"{job_id}: another run took the job over")
@@ -241,17 +314,10 @@ class JobRepository:
 
     # ------------------------------------------------------------------ steps
 
-    def step_status(self, job_id: str, step: str) -> str:
-        with self._control.connect() as conn:
-            return str(
-                conn.execute(
-                    sa.select(batch_steps.c.status).where(
-                        batch_steps.c.job_id == job_id, batch_steps.c.step == step
-                    )
-                ).scalar_one()
-            )
-
-    def set_step(self, job_id: str, step: str, status: str) -> None:
+    def set_steps(self, job_id: str, steps: Sequence[str], status: str) -> None:
+        """Several steps to one status in one transaction (started/finished stamped)."""
+        if not steps:
+            return
         now = utcnow()
         values: dict[str, Any] = {"status": status}
         if status == "running":
@@ -261,90 +327,107 @@ class JobRepository:
         with self._control.begin() as conn:
             conn.execute(
                 sa.update(batch_steps)
-                .where(batch_steps.c.job_id == job_id, batch_steps.c.step == step)
+                .where(batch_steps.c.job_id == job_id, batch_steps.c.step.in_(list(steps)))
                 .values(**values)
             )
 
     # ------------------------------------------------------------------ partitions
 
     def partitions(self, job_id: str, step: str | None = None) -> list[Partition]:
-        p = batch_partitions
-        query = (
-            sa.select(p).where(p.c.job_id == job_id).order_by(p.c.step, p.c.bucket_lo, p.c.shard)
-        )
-        if step is not None:
-            query = query.where(p.c.step == step)
         with self._control.connect() as conn:
-            return [_partition(row) for row in conn.execute(query)]
+            if step is None:
+                rows = conn.execute(_JOB_PARTITIONS, {"q_job": job_id})
+            else:
+                rows = conn.execute(_STEP_PARTITIONS, {"q_job": job_id, "q_step": step})
+            return [_partition(row) for row in rows]
 
-    def _where(self, key: tuple[str, str, int, int]) -> sa.ColumnElement[bool]:
-        p = batch_partitions
-        job_id, step, shard, bucket_lo = key
-        return sa.and_(
-            p.c.job_id == job_id, p.c.step == step, p.c.shard == shard, p.c.bucket_lo == bucket_lo
-        )
-
-    def mark_dispatched(self, keys: Sequence[tuple[str, str, int, int]]) -> None:
+    def mark_dispatched(self, job_id: str, units: Sequence[tuple[str, int, int]]) -> None:
+        """Every partition not done of these units (job, shard, bucket_lo) was just sent."""
+        if not units:
+            return
         now = utcnow()
         with self._control.begin() as conn:
-            for key in keys:
-                conn.execute(
-                    sa.update(batch_partitions)
-                    .where(self._where(key), batch_partitions.c.status != "done")
-                    .values(status="pending", dispatched_at=now, heartbeat_at=None, error=None)
-                )
+            conn.execute(
+                _DISPATCHED,
+                [{"q_job": job_id, "q_shard": s, "q_lo": lo, "q_now": now} for _j, s, lo in units],
+            )
+
+    def partition(self, key: tuple[str, str, int, int]) -> Partition | None:
+        with self._control.connect() as conn:
+            row = conn.execute(_PARTITION, _key(key)).first()
+        return None if row is None else _partition(row)
+
+    def unit_partitions(self, unit: tuple[str, int, int]) -> list[Partition]:
+        """The partitions of one unit (job, shard, bucket_lo), in step order."""
+        with self._control.connect() as conn:
+            rows = conn.execute(
+                _UNIT_PARTITIONS, {"q_job": unit[0], "q_shard": unit[1], "q_lo": unit[2]}
+            ).all()
+        order = {step: n for n, step in enumerate(domain.PARTITIONED_STEPS)}
+        return sorted((_partition(row) for row in rows), key=lambda p: order.get(p.step, 99))
+
+    def finish_idle_partitions(
+        self, done: Sequence[tuple[tuple[str, str, int, int], StepResult]]
+    ) -> None:
+        """Partitions that had no work, done with these totals, in one transaction."""
+        now = utcnow()
+        with self._control.begin() as conn:
+            conn.execute(
+                _FINISH_UNSTARTED,
+                [
+                    {
+                        **_key(key),
+                        "q_accounts": totals.accounts,
+                        "q_items": totals.items,
+                        "q_fen": totals.amount_fen,
+                        "q_micro": totals.amount_micro,
+                        "q_now": now,
+                    }
+                    for key, totals in done
+                ],
+            )
 
     def start_partition(self, key: tuple[str, str, int, int]) -> Partition | None:
         """Claim a partition for execution; None if it is already done."""
-        now = utcnow()
         with self._control.begin() as conn:
-            started = conn.execute(
-                sa.update(batch_partitions)
-                .where(self._where(key), batch_partitions.c.status != "done")
-                .values(
-                    status="running",
-                    attempts=batch_partitions.c.attempts + 1,
-                    started_at=now,
-                    heartbeat_at=now,
-                )
-            ).rowcount
-            if not started:
+            if not conn.execute(_START, {**_key(key), "q_now": utcnow()}).rowcount:
                 return None
-            return _partition(
-                conn.execute(sa.select(batch_partitions).where(self._where(key))).one()
-            )
+            return _partition(conn.execute(_PARTITION, _key(key)).one())
 
     def progress(self, key: tuple[str, str, int, int], buckets_done: int) -> None:
         with self._control.begin() as conn:
-            conn.execute(
-                sa.update(batch_partitions)
-                .where(self._where(key), batch_partitions.c.status == "running")
-                .values(buckets_done=buckets_done, heartbeat_at=utcnow())
-            )
+            conn.execute(_PROGRESS, {**_key(key), "q_done": buckets_done, "q_now": utcnow()})
 
-    def finish_partition(self, key: tuple[str, str, int, int], totals: BucketResult) -> None:
+    def finish_partition(
+        self, key: tuple[str, str, int, int], totals: StepResult, count_attempt: bool = False
+    ) -> None:
+        """Done with these totals. `count_attempt` when it had no work and so was never started:
+        the attempt is counted here (one transaction for an empty partition)."""
+        values = {
+            **_key(key),
+            "q_accounts": totals.accounts,
+            "q_items": totals.items,
+            "q_fen": totals.amount_fen,
+            "q_micro": totals.amount_micro,
+            "q_now": utcnow(),
+        }
         with self._control.begin() as conn:
-            conn.execute(
-                sa.update(batch_partitions)
-                .where(self._where(key))
-                .values(
-                    status="done",
-                    buckets_done=batch_partitions.c.buckets_total,
-                    accounts=totals.accounts,
-                    item_count=totals.items,
-                    amount_fen=totals.amount_fen,
-                    amount_micro=totals.amount_micro,
-                    finished_at=utcnow(),
-                    error=None,
-                )
-            )
+            conn.execute(_FINISH_UNSTARTED if count_attempt else _FINISH, values)
 
     def fail_partition(self, key: tuple[str, str, int, int], error: str) -> None:
         with self._control.begin() as conn:
             conn.execute(
                 sa.update(batch_partitions)
-                .where(self._where(key), batch_partitions.c.status != "done")
-                .values(status="failed", error=error[:2000], finished_at=utcnow())
+                .where(_KEY, batch_partitions.c.status != "done")
+                .values(
+                    status="failed",
+                    # an attempt that failed before it was started counts too
+                    attempts=batch_partitions.c.attempts
+                    + sa.case((batch_partitions.c.status == "running", 0), else_=1),
+                    error=error[:2000],
+                    finished_at=utcnow(),
+                ),
+                _key(key),
             )
 
     # ------------------------------------------------------------------ reading
@@ -368,6 +451,15 @@ class JobRepository:
                     sa.select(batch_steps)
                     .where(batch_steps.c.job_id == job_id)
                     .order_by(batch_steps.c.seq)
+                ).all()
+            )
+
+    def partition_rows(self, job_id: str) -> list[sa.Row[Any]]:
+        """The partition records as stored (timings included), for reports and benchmarks."""
+        with self._control.connect() as conn:
+            return list(
+                conn.execute(
+                    sa.select(batch_partitions).where(batch_partitions.c.job_id == job_id)
                 ).all()
             )
 

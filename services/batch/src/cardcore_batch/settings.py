@@ -16,7 +16,18 @@ class BatchSettings(CardcoreSettings):
         default="23:30", description="Local wall-clock time (HH:MM) at which beat starts EOD."
     )
     batch_timezone: str = Field(default="Asia/Shanghai", description="Timezone of the EOD time.")
-    batch_buckets_per_partition: int = Field(default=128, ge=1, le=1024)
+    batch_buckets_per_partition: int | None = Field(
+        default=None,
+        ge=1,
+        le=1024,
+        description="Fixed partition width in buckets; unset: sized by the book "
+        "(batch_partition_accounts).",
+    )
+    batch_partition_accounts: int = Field(
+        default=50_000,
+        ge=1,
+        description="About how many accounts one partition (one Celery task per unit) holds.",
+    )
     batch_chunk_accounts: int = Field(
         default=2000, ge=1, description="About how many accounts one transaction works on."
     )

@@ -10,6 +10,7 @@ the coordinator notices the partition has no sign of life and dispatches it agai
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 import signal
 import subprocess
@@ -21,16 +22,28 @@ from typing import Any
 
 from celery import Celery
 from celery.schedules import crontab
+from celery.signals import worker_process_init
 from kombu import Queue
+from kombu.transport import sqlalchemy as kombu_sqlalchemy
 
 from cardcore_batch import service
 from cardcore_batch.settings import BatchSettings, load_batch_settings
 from cardcore_kernel.control import BusinessCalendar
 from cardcore_kernel.db import control_engine
+from cardcore_kernel.settings import env_file
 
 QUEUE = "batch"
 APP_PATH = "cardcore_batch.worker:celery_app"
+logger = logging.getLogger(__name__)
 LONGEST_TASK_SECONDS = 2 * 3600
+
+
+SQLITE_POLL_SECONDS = 0.02
+"""How often a worker on the embedded SQLite broker looks for a message: kombu's default of 1 s
+alone cost up to a second per task round trip; a look is one indexed SELECT on a local file.
+kombu's SQLAlchemy transport hands every transport option to create_engine, so the interval is
+set on its Transport class (only in processes that import this module: batch's own)."""
+kombu_sqlalchemy.Transport.polling_interval = SQLITE_POLL_SECONDS
 
 
 def _transport_options(broker_url: str) -> dict[str, Any]:
@@ -70,8 +83,44 @@ def make_celery(settings: BatchSettings) -> Celery:
 celery_app = make_celery(load_batch_settings())
 
 
+_settings_cache: dict[tuple[object, ...], BatchSettings] = {}
+
+
+def task_settings() -> BatchSettings:
+    """The settings of the stack this worker serves, read again whenever the environment (or
+    the env file) changed: reading them costs more than a small book's whole unit."""
+    path = env_file()
+    stamp = os.stat(path).st_mtime_ns if path and os.path.exists(path) else None
+    key = (tuple(sorted(os.environ.items())), path, stamp)
+    settings = _settings_cache.get(key)
+    if settings is None:
+        _settings_cache.clear()
+        settings = _settings_cache[key] = load_batch_settings()
+    return settings
+
+
+@worker_process_init.connect
+def _warm_up(**_: Any) -> None:
+    """Each worker process connects to the control database and the ledger's shards and compiles
+    the statements of a unit when it starts, not in its first task: a first task paid seconds for
+    it, which is a business date's whole budget on a small book. A failure here only logs: the
+    first task will meet (and report) the same problem."""
+    try:
+        settings = task_settings()
+        service.warm_up(settings)
+    except Exception as exc:  # never keep a worker from starting
+        logger.warning("batch worker warm-up failed: %s", exc)
+
+
+@celery_app.task(name="cardcore_batch.run_unit")
+def run_unit(job_id: str, shard: int, bucket_lo: int) -> None:
+    """Every step of one shard × bucket range, in order (see service.execute_unit)."""
+    service.execute_unit(task_settings(), (job_id, shard, bucket_lo))
+
+
 @celery_app.task(name="cardcore_batch.run_partition")
 def run_partition(job_id: str, step: str, shard: int, bucket_lo: int) -> dict[str, int] | None:
+    """One step of one shard × bucket range (kept for messages sent by an older coordinator)."""
     result = service.execute_partition(load_batch_settings(), (job_id, step, shard, bucket_lo))
     return None if result is None else result.__dict__
 
@@ -86,15 +135,15 @@ def eod_for_open_date() -> dict[str, Any]:
 
 
 class CeleryExecutor:
-    """Fans partitions out as a Celery group on the `batch` queue of the stack's broker."""
+    """Fans units out as Celery tasks on the `batch` queue of the stack's broker."""
 
     def __init__(self, settings: BatchSettings) -> None:
         self.broker_url = settings.celery_broker_url
 
-    def dispatch(self, keys: Sequence[service.PartitionKey]) -> None:
-        if not keys:
+    def dispatch(self, units: Sequence[service.UnitKey]) -> None:
+        if not units:
             return
-        tasks = [run_partition.si(*key).set(queue=QUEUE) for key in keys]
+        tasks = [run_unit.si(*unit).set(queue=QUEUE) for unit in units]
         with celery_app.connection_for_write(self.broker_url) as connection:
             for task in tasks:
                 task.apply_async(connection=connection)
@@ -103,9 +152,9 @@ class CeleryExecutor:
 class EagerExecutor:
     """`--inline`: the same Celery task, executed eagerly in this process, one at a time."""
 
-    def dispatch(self, keys: Sequence[service.PartitionKey]) -> None:
-        for key in keys:
-            run_partition.apply(args=key)
+    def dispatch(self, units: Sequence[service.UnitKey]) -> None:
+        for unit in units:
+            run_unit.apply(args=unit)
 
 
 def worker_command(concurrency: int, name: str) -> list[str]:
