@@ -59,6 +59,14 @@ BENCHMARKS: dict[str, tuple[str, dict[str, list[str]]]] = {
             "large": ["--customers", "100000"],
         },
     ),
+    "console": (
+        "console.py",
+        {
+            "small": ["--runs", "100", "--findings", "10000", "--customers", "5000"],
+            "default": ["--runs", "100", "--findings", "10000", "--customers", "20000"],
+            "large": ["--runs", "100", "--findings", "10000", "--customers", "200000"],
+        },
+    ),
     "eod": (
         "eod.py",
         {

@@ -27,6 +27,7 @@ DOCKERFILES = [
     "services/migration/Dockerfile",
     "services/legacy-ccs/Dockerfile",
     "services/batch/Dockerfile",
+    "services/console/Dockerfile",
     "deploy/docker/ops.Dockerfile",
     "deploy/docker/loadtest.Dockerfile",
 ]

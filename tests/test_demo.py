@@ -58,6 +58,7 @@ def test_demo_runs_every_step_and_exits_zero_twice_in_a_row(tmp_path):
             "CARDCORE_LEDGER_URL": f"http://127.0.0.1:{free_port()}",
             "CARDCORE_GATEWAY_URL": f"http://127.0.0.1:{free_port()}",
             "CCS_SERVICE_URL": f"http://127.0.0.1:{free_port()}",  # the legacy CCS front
+            "CARDCORE_CONSOLE_URL": f"http://127.0.0.1:{free_port()}",  # the ops console
         }
     )
     # The user's own stack in the same data dir: its schemas, its legacy CCS, its dev API key.

@@ -38,7 +38,7 @@ from cardcore_kernel.db import control_engine
 from cardcore_kernel.settings import CardcoreSettings, get_settings
 from cardcore_stack.loadtest.command import run_loadtest
 from cardcore_stack.loadtest.command import show as show_loadtest
-from cardcore_stack.processes import dev_api_key, stack_processes
+from cardcore_stack.processes import console_url, dev_api_key, stack_processes
 from cardcore_stack.runner import wait_ready
 from cardcore_stack.tour import Step, Tour, TourFailed, card_lifecycle
 
@@ -63,6 +63,8 @@ def demo_environment(settings: CardcoreSettings, environ: dict[str, str]) -> dic
     """The environment of the demo's own stack, from the user's settings and environment."""
     env = {k: v for k, v in environ.items() if not k.startswith(SETTING_PREFIXES)}
     env.update({var: str(getattr(settings, attr)) for var, attr in DEMO_CARRIED_OVER.items()})
+    if (ops_url := console_url()) is not None:  # the ops console, where the user's stack has it
+        env["CARDCORE_CONSOLE_URL"] = ops_url
     env["CARDCORE_DATA_DIR"] = str(settings.data_path / DEMO_DIR_NAME)
     return env
 
@@ -266,6 +268,8 @@ def run_demo(user_settings: CardcoreSettings, explicit_api_key: str | None) -> i
             console.print(f"[red]not ready:[/] {', '.join(not_ready)} — see {stack_log}")
             return 1
         console.print(f"stack ready in {time.monotonic() - started:.1f}s")
+        if (ops_url := console_url()) is not None:
+            console.print(f"ops console: {ops_url} (log in with the API key) while the demo runs")
         headers = {"Authorization": f"Bearer {api_key}"}
         with httpx.Client(base_url=settings.gateway_url, headers=headers, timeout=10) as client:
             sections.append(("Card life cycle through the gateway", card_lifecycle(client).steps))

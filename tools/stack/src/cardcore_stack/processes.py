@@ -111,4 +111,24 @@ def stack_processes(settings: CardcoreSettings, api_key: str) -> list[StackProce
     if _installed("cardcore_batch.worker"):
         processes.append(StackProcess("batch-worker", [*cardcore, "batch", "worker"]))
         processes.append(StackProcess("batch-beat", [*cardcore, "batch", "beat"]))
+    if _installed("cardcore_console.app"):
+        url = console_url()
+        assert url is not None
+        processes.append(
+            StackProcess(
+                "console",
+                _uvicorn("cardcore_console.app:app", url),
+                f"{url}/readyz",
+                env={"GATEWAY_BOOTSTRAP_KEY": api_key},  # the dev key logs in to the console too
+            )
+        )
     return processes
+
+
+def console_url() -> str | None:
+    """Where the ops console listens (CARDCORE_CONSOLE_URL), None when it is not installed."""
+    if not _installed("cardcore_console.settings"):
+        return None
+    from cardcore_console.settings import load_console_settings
+
+    return load_console_settings().console_url

@@ -19,7 +19,7 @@ from rich.console import Console
 
 from cardcore_kernel.schema import installed_schemas
 from cardcore_kernel.settings import CardcoreSettings
-from cardcore_stack.processes import StackProcess, stack_processes
+from cardcore_stack.processes import StackProcess, console_url, stack_processes
 
 console = Console(stderr=True)
 READY_TIMEOUT_SECONDS = 60.0
@@ -58,6 +58,8 @@ def run_stack(settings: CardcoreSettings, api_key: str) -> int:
             env={**os.environ, **process.env},
         )
 
+    url = console_url()
+
     def announce() -> None:
         not_ready = wait_ready(processes)
         if not_ready:
@@ -70,7 +72,8 @@ def run_stack(settings: CardcoreSettings, api_key: str) -> int:
             f"\n[bold green]cardcore is up[/]  gateway [bold]{settings.gateway_url}[/]  "
             f"API key [bold]{api_key}[/]\n"
             f"try: curl -H 'Authorization: Bearer {api_key}' {settings.gateway_url}/readyz\n"
-            "Ctrl-C stops every process.\n"
+            + (f"ops console [bold]{url}[/] (log in with the API key)\n" if url else "")
+            + "Ctrl-C stops every process.\n"
         )
 
     threading.Thread(target=announce, daemon=True).start()
