@@ -161,6 +161,7 @@ def create_admin_app(gateway: Gateway) -> FastAPI:
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:
+        gateway.observer.flush()  # requests recorded since the last flush count too
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     app.add_middleware(RequestContextMiddleware, service="gateway")
