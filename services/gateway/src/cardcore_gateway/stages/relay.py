@@ -32,6 +32,10 @@ async def relay(exchange: Exchange, response: UpstreamResponse) -> None:
     send = exchange.send
     await send({"type": "http.response.start", "status": response.status_code, "headers": headers})
     try:
+        whole = response.whole_body()
+        if whole is not None:
+            await send({"type": "http.response.body", "body": whole})
+            return
         async for chunk in response.aiter_raw():
             if chunk:
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
