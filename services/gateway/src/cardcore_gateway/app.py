@@ -27,6 +27,7 @@ from cardcore_gateway.ratelimit import LocalLimiter, RedisLimiter
 from cardcore_gateway.settings import GatewaySettings, get_gateway_settings
 from cardcore_gateway.stages.authenticate import Authenticate
 from cardcore_gateway.stages.forward import Forward
+from cardcore_gateway.stages.hold import Hold
 from cardcore_gateway.stages.limit import Limit
 from cardcore_gateway.stages.match import Match
 from cardcore_gateway.stages.route import PanBuckets, RouteStage
@@ -100,6 +101,7 @@ class Gateway:
             authenticate=Authenticate(self.authenticator),
             limit=Limit(limiter, self.settings.rate_limit_rate, self.settings.rate_limit_burst),
             route=self.route_stage,
+            hold=Hold(self.bucket_router, self.route_stage, self.settings.freeze_max_hold),
             forward=Forward(
                 self.pools,
                 self.upstream,

@@ -15,6 +15,7 @@ from cardcore_gateway.exchange import ClientGone, Exchange, Receive, Refusal, Sc
 from cardcore_gateway.observe import Observer
 from cardcore_gateway.stages.authenticate import Authenticate
 from cardcore_gateway.stages.forward import Forward
+from cardcore_gateway.stages.hold import Hold
 from cardcore_gateway.stages.limit import Limit
 from cardcore_gateway.stages.match import Match
 from cardcore_gateway.stages.relay import relay
@@ -30,6 +31,7 @@ class Proxy:
         authenticate: Authenticate,
         limit: Limit,
         route: RouteStage,
+        hold: Hold,
         forward: Forward,
         observer: Observer,
     ) -> None:
@@ -37,6 +39,7 @@ class Proxy:
         self.authenticate = authenticate
         self.limit = limit
         self.route = route
+        self.hold = hold
         self.forward = forward
         self.observer = observer
 
@@ -47,8 +50,14 @@ class Proxy:
             await self.authenticate(exchange)
             await self.limit(exchange)
             await self.route(exchange)
-            response = await self.forward(exchange)
-            await relay(exchange, response)
+            await self.hold(exchange)
+            counted = self.hold.begin(exchange)  # no await since the hold: nothing slips by
+            try:
+                response = await self.forward(exchange)
+                await relay(exchange, response)
+            finally:
+                if counted is not None:
+                    self.hold.end(counted)
         except Refusal as refusal:
             await exchange.answer_error(refusal)
         except ClientGone:
