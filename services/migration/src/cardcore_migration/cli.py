@@ -587,6 +587,9 @@ def migrate_status(
         _row(run), [_row(c) for c in repo.chunks(run.run_id)], archive_verdicts(repo, run.run_id)
     )
     _summary(report)
+    from cardcore_migration.cli_cdc import print_cdc_status
+
+    print_cdc_status(repo.engine, run.run_id)
     if run.status == "failed":
         raise fail(f"run {run.run_id} failed: {run.error}")
 
@@ -607,3 +610,8 @@ def _snapshot(repo: Any, run_id: str) -> None:
             entity, total=len(mine), completed=len(done), rows=f"{sum(c.rows_read for c in done):,}"
         )
     console.print(progress.get_renderable())
+
+
+from cardcore_migration import cli_cdc as _cli_cdc  # noqa: E402  `migrate sync` registers itself
+
+__all__ = ["_cli_cdc", "legacy_app", "migrate_app"]
