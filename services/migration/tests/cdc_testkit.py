@@ -137,9 +137,8 @@ def core_matches_ccs(settings: CardcoreSettings, url: str, truth: dict[str, Any]
                 core_auths[row.legacy_key] = row
             for row in conn.execute(sa.select(lt).where(lt.c.txn_seq >= first_seq)):
                 core_txns[row.txn_seq] = row
-            journal.update(
-                conn.execute(sa.select(je.c.account_id, sa.func.sum(je.c.amount)).group_by(je.c.account_id)).all()
-            )  # fmt: skip
+            sums = sa.select(je.c.account_id, sa.func.sum(je.c.amount)).group_by(je.c.account_id)
+            journal.update(conn.execute(sums).all())
     assert set(core_accounts) == set(accounts)
     for acct_no, ccs in accounts.items():
         core = core_accounts[acct_no]
@@ -177,7 +176,8 @@ def core_matches_ccs(settings: CardcoreSettings, url: str, truth: dict[str, Any]
         found = {}
         for _, engine in (accounts_db if service == "accounts" else ledgers).all():
             with engine.connect() as conn:
-                found.update(conn.execute(sa.text(f"SELECT legacy_key, status FROM {table} WHERE legacy_key IS NOT NULL")).all())  # fmt: skip
+                query = f"SELECT legacy_key, status FROM {table} WHERE legacy_key IS NOT NULL"
+                found.update(conn.execute(sa.text(query)).all())
         assert set(found) == set(cards)
         for key, card in cards.items():
             want = CARD_STATUS[card["CARD_STS"]]

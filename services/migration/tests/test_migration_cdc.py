@@ -7,15 +7,24 @@ binlog gap, the wrong run id, a MariaDB without a row binlog."""
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from cdc_testkit import AS_OF, core_matches_ccs, online_day, usable_cards
-from migration_testkit import cardcore
+from migration_testkit import CARDCORE, cardcore
 
-from cardcore_kernel.settings import CardcoreSettings
+from cardcore_kernel.db import ShardSet, bucket_map, control_engine
+from cardcore_kernel.settings import CardcoreSettings, get_settings
+from cardcore_migration.ccs_online_sql import OnlineMix
 from cardcore_migration.legacy.store import legacy_engine
+from cardcore_migration.schema import migration_cdc
 
 
 def ok(*args: str, env: dict[str, str] | None = None) -> Any:
@@ -51,4 +60,96 @@ def test_sqlite_change_log_sync_is_exact(
     core_matches_ccs(settings, url, truth)
     status = ok("migrate", "status")
     assert "CCS_AUTH" in status.stdout and "caught-up" in status.stdout
+    engine.dispose()
+
+
+def start_sync(env: dict[str, str], log: Path, *extra: str) -> subprocess.Popen[bytes]:
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [CARDCORE, "migrate", "sync", *extra],
+            env=dict(os.environ) | env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def applied_position(settings: CardcoreSettings) -> int:
+    with control_engine(settings).connect() as conn:
+        value = conn.execute(sa.select(migration_cdc.c.applied_position)).scalar()
+    return int(value or 0)
+
+
+def wait_for_progress(settings: CardcoreSettings, beyond: int, timeout: float = 60) -> int:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        now = applied_position(settings)
+        if now > beyond:
+            return now
+        time.sleep(0.2)
+    raise AssertionError(f"sync applied nothing past {beyond} in {timeout}s")
+
+
+@pytest.mark.mariadb
+@pytest.mark.parametrize("backend", ["postgres"])
+def test_mariadb_binlog_sync_survives_kill_9(
+    tmp_path: Path, mariadb_url: str, monkeypatch: pytest.MonkeyPatch, stack: Any
+) -> None:
+    monkeypatch.setenv("CCS_URL", mariadb_url)
+    get_settings.cache_clear()
+    settings = get_settings()
+    env = {"CCS_URL": mariadb_url}
+    truth = seed_and_apply(tmp_path, env)
+    engine = legacy_engine(mariadb_url)
+    cards = usable_cards(mariadb_url, truth, 8)
+    online_day(engine, cards[:2], seed=3)  # committed before sync ever ran
+
+    # CCS keeps serving while sync runs; sync is SIGKILLed twice mid-stream and restarted
+    mix, stop, ops = OnlineMix(cards, seed=4), threading.Event(), []
+
+    def drive() -> None:
+        writer = legacy_engine(mariadb_url)
+        while not stop.is_set():
+            ops.append(mix.step(writer))
+            time.sleep(0.005)
+        writer.dispose()
+
+    writer = threading.Thread(target=drive)
+    writer.start()
+    log = tmp_path / "sync.log"
+    try:
+        position = applied_position(settings)
+        for _ in range(2):
+            sync = start_sync(env, log)
+            position = wait_for_progress(settings, position)
+            time.sleep(0.7)  # let it be mid-stream: the writer keeps committing
+            os.killpg(sync.pid, signal.SIGKILL)
+            sync.wait()
+        # a kill between the databases of one batch: some hold it, the others not yet
+        sync = start_sync(env | {"CARDCORE_MIGRATION_CDC_KILL_AFTER_COMMITS": "2"}, log)
+        assert sync.wait(timeout=120) == -signal.SIGKILL
+        sync = start_sync(env, log)
+        wait_for_progress(settings, applied_position(settings))
+    finally:
+        stop.set()
+        writer.join()
+    assert len(ops) > 100, ops
+    os.killpg(sync.pid, signal.SIGTERM)  # a clean stop
+    assert sync.wait(timeout=30) == 0, log.read_text()[-3000:]
+    ok("migrate", "sync", "--until-caught-up", env=env)
+    core_matches_ccs(settings, mariadb_url, truth)
+    # everything again from the snapshot's position (as if every position were lost): the
+    # same images land on rows that hold them, and nothing changes
+    with control_engine(settings).begin() as conn:
+        start = conn.execute(sa.select(migration_cdc.c.start_position)).scalar()
+        conn.execute(sa.update(migration_cdc).values(applied_position=start))
+
+    for service in ("accounts", "ledger"):
+        shards = ShardSet(service, settings, bucket_map(settings))
+        for _, shard in shards.all():
+            with shard.begin() as conn:
+                conn.exec_driver_sql(f"UPDATE migration_cdc_position SET position = {start}")
+        shards.dispose()
+    ok("migrate", "sync", "--until-caught-up", env=env)
+    core_matches_ccs(settings, mariadb_url, truth)
     engine.dispose()

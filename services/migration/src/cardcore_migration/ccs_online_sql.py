@@ -127,20 +127,21 @@ def _hold(conn: sa.Connection, auth_id: int) -> Any:
     ).one()
 
 
-def reverse(conn: sa.Connection, auth_id: int, amount: Decimal | None = None) -> None:
-    """Full (amount None or the whole hold) → `R`; partial → AUTH_AMT reduced."""
+def reverse(conn: sa.Connection, auth_id: int, amount: Decimal | None = None) -> bool:
+    """Full (amount None or the whole hold) → `R`; partial → AUTH_AMT reduced; still open?"""
     hold = _hold(conn, auth_id)
     held = _yuan(hold.AUTH_AMT)
     if amount is None or amount >= held:
         conn.execute(
             sa.text("UPDATE CCS_AUTH SET AUTH_STS = 'R' WHERE AUTH_ID = :i"), {"i": auth_id}
         )
-    else:
-        _run(
-            conn,
-            "UPDATE CCS_AUTH SET AUTH_AMT = :a WHERE AUTH_ID = :i",
-            {"a": held - amount, "i": auth_id},
-        )
+        return False
+    _run(
+        conn,
+        "UPDATE CCS_AUTH SET AUTH_AMT = :a WHERE AUTH_ID = :i",
+        {"a": held - amount, "i": auth_id},
+    )
+    return True
 
 
 def clear(conn: sa.Connection, auth_id: int) -> int:
@@ -182,3 +183,51 @@ def set_card_status(conn: sa.Connection, card_no: str, status: str) -> None:
         sa.text("UPDATE CCS_CARD SET CARD_STS = :s, UPD_TS = :t WHERE CARD_NO = :c"),
         {"s": status, "t": _stamp(), "c": card_no},
     )
+
+
+class OnlineMix:
+    """A steady mix of online operations over a set of (CARD_NO, ACCT_NO), one transaction
+    each: 40 % authorizations, 25 % clearings, 8 % full and 7 % partial reversals, 15 %
+    repayments, 5 % card freezes/unfreezes. Amounts stay small against the limits, and
+    repayments keep the balances bounded, so every authorization is one CCS would approve."""
+
+    def __init__(self, cards: list[tuple[str, str]], seed: int = 1) -> None:
+        self.cards = cards
+        self.rng = random.Random(seed)
+        self.open: list[int] = []
+        self.frozen: set[str] = set()
+
+    def step(self, engine: sa.Engine) -> str:
+        rng = self.rng
+        roll = rng.random()
+        card, acct = rng.choice(self.cards)
+        with engine.begin() as conn:
+            if roll < 0.40 or not self.open:
+                if card in self.frozen:
+                    set_card_status(conn, card, "1")
+                    self.frozen.discard(card)
+                    return "unfreeze"
+                amount = Decimal(rng.randint(100, 9000)) / 100
+                self.open.append(authorize(conn, card, acct, amount))
+                return "authorize"
+            if roll < 0.80:
+                auth_id = self.open.pop(rng.randrange(len(self.open)))
+                if roll < 0.65:
+                    clear(conn, auth_id)
+                    return "clear"
+                if roll < 0.73:
+                    reverse(conn, auth_id)
+                    return "reverse"
+                if reverse(conn, auth_id, Decimal("0.10")):
+                    self.open.append(auth_id)
+                return "partial-reversal"
+            if roll < 0.95:
+                repay(conn, acct, Decimal(rng.randint(1000, 30000)) / 100)
+                return "repay"
+            if card in self.frozen:
+                set_card_status(conn, card, "1")
+                self.frozen.discard(card)
+                return "unfreeze"
+            set_card_status(conn, card, "2")
+            self.frozen.add(card)
+            return "freeze"

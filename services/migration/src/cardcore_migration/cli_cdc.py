@@ -68,6 +68,9 @@ def migrate_sync(
     from cardcore_migration.cdc.source import SourceStreamError, open_source
     from cardcore_migration.cdc.sync import follow, register
 
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
     config = settings()
     ctx = _prepare(config)
     run = _apply_run(ctx, run_id)
@@ -75,9 +78,6 @@ def migrate_sync(
     control = control_engine(config)
     source = open_source(ctx.source, _server_id(run.run_id))
     applier = Applier(ctx, run, accounts, ledger, control, ctx.bucket_map)
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
     register(control, run, source.kind)
     console.print(f"following CCS ({source.kind}) for run {run.run_id} …")
     try:

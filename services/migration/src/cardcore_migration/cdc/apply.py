@@ -31,6 +31,8 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import os
+import signal
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -106,10 +108,52 @@ position_table = sa.Table(
     "migration_cdc_position",
     sa.MetaData(),
     sa.Column("run_id", sa.String(32), primary_key=True),
+    sa.Column("target", sa.String(32), primary_key=True),  # e.g. ledger:1 (databases may be shared)
     sa.Column("log_file", sa.String(64)),
     sa.Column("position", sa.BigInteger, nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
 )
+
+
+# Fault injection for the exactly-once test: SIGKILL this process right after that many
+# database commits of a batch (some databases then hold the batch and others do not).
+KILL_AFTER_COMMITS = "CARDCORE_MIGRATION_CDC_KILL_AFTER_COMMITS"
+
+
+# The stamp of the last change applied to each target row (same database as the row, written in
+# the same transaction): a change whose stamp is not above it is already there and is skipped,
+# so a re-delivered change - from any position - never applies twice, not even one that would
+# take a row back to an older image. stamp = commit position << 16 | index in its transaction.
+row_table = sa.Table(
+    "migration_cdc_row",
+    position_table.metadata,
+    sa.Column("tbl", sa.String(32), primary_key=True),  # <service>:<entity>
+    sa.Column("row_key", sa.String(64), primary_key=True),
+    sa.Column("stamp", sa.BigInteger, nullable=False),
+)
+INDEX_BITS = 16
+
+
+def _stamp(position: int, index: int) -> int:
+    return position << INDEX_BITS | min(index, (1 << INDEX_BITS) - 1)
+
+
+def _fresh(conn: sa.Connection, table: str, key: str, stamp: int) -> bool:
+    """Record `stamp` for the row unless it already holds this change or a later one."""
+    held = conn.execute(
+        sa.select(row_table.c.stamp).where(row_table.c.tbl == table, row_table.c.row_key == key)
+    ).scalar()
+    if held is not None and held >= stamp:
+        return False
+    if held is None:
+        conn.execute(sa.insert(row_table).values(tbl=table, row_key=key, stamp=stamp))
+    else:
+        conn.execute(
+            sa.update(row_table)
+            .where(row_table.c.tbl == table, row_table.c.row_key == key)
+            .values(stamp=stamp)
+        )
+    return True
 
 
 class WrongRun(RuntimeError):
@@ -150,6 +194,7 @@ class Applier:
         self.ctx, self.run = ctx, run
         self.accounts, self.ledger, self.control = accounts, ledger, control
         self.shard_of = bucket_map.shard_of
+        self._commits = 0
 
     # ------------------------------------------------------------------- positions, per db
 
@@ -164,8 +209,12 @@ class Applier:
         positions: dict[tuple[str, int], int | None] = {}
         for db, engine in self.databases():
             position_table.create(engine, checkfirst=True)
+            row_table.create(engine, checkfirst=True)
+            target = f"{db[0]}:{db[1]}"
             with engine.connect() as conn:
-                rows = conn.execute(sa.select(position_table)).all()
+                rows = conn.execute(
+                    sa.select(position_table).where(position_table.c.target == target)
+                ).all()
             others = [r.run_id for r in rows if r.run_id != self.run.run_id]
             if others:
                 raise WrongRun(
@@ -180,26 +229,28 @@ class Applier:
 
     def prepare(self, batch: list[SourceTxn]) -> Prepared:
         prepared = Prepared(end=batch[-1])
-        by_table: dict[str, list[tuple[int, int, dict[str, Any]]]] = defaultdict(list)
+        by_table: dict[str, list[tuple[int, int, int, dict[str, Any]]]] = defaultdict(list)
         order = 0
         # per (position, ACCT_NO): the CCS_TXN rows of that source transaction, to type postings
         txns_of: dict[tuple[int, str], list[dict[str, Any]]] = defaultdict(list)
         for txn in batch:
-            for change in txn.changes:
+            for index, change in enumerate(txn.changes):
                 if change.table == "CCS_TXN":
                     acct = (change.row.get("ACCT_NO") or "").rstrip(" ")
                     txns_of[(txn.position, acct)].append(change.row)
-                by_table[change.table].append((order, txn.position, change.row))
+                stamp = _stamp(txn.position, index)
+                by_table[change.table].append((order, txn.position, stamp, change.row))
                 order += 1
         when = {txn.position: txn.committed_at for txn in batch}
         ops: list[tuple[int, Op]] = []
         for table, items in by_table.items():
             entity = ENTITY_OF[table]
             schema = ccs._columns(table)[1]
-            raw = pl.DataFrame([row for _, _, row in items], schema=schema, orient="row")
+            raw = pl.DataFrame([item[3] for item in items], schema=schema, orient="row")
             raw = raw.with_columns(
-                pl.Series("__order", [o for o, _, _ in items], dtype=pl.Int64),
-                pl.Series("__position", [p for _, p, _ in items], dtype=pl.Int64),
+                pl.Series("__order", [item[0] for item in items], dtype=pl.Int64),
+                pl.Series("__position", [item[1] for item in items], dtype=pl.Int64),
+                pl.Series("__stamp", [item[2] for item in items], dtype=pl.Int64),
             )
             judged = pipeline.judge(self.ctx, self.run, entity, raw).sort("__order")
             for record in judged.iter_rows(named=True):
@@ -256,20 +307,24 @@ class Applier:
         else:
             frames = {"ledger": target.statements(migrated, now)}
         out: list[tuple[int, Op]] = []
-        meta = migrated.select("__order", "__position", "bucket", "key").rows()
+        meta = migrated.select("__order", "__position", "__stamp", "bucket", "key").rows()
         for service, frame in frames.items():
-            for (order_no, position, bucket, key), row in zip(
+            for (order_no, position, stamp, bucket, key), row in zip(
                 meta, frame.iter_rows(named=True), strict=True
             ):
                 db = (service, self.shard_of(int(bucket)))
                 context = {
+                    "table": f"{service}:{entity}",
                     "key": key,
                     "bucket": int(bucket),
                     "position": position,
+                    "stamp": stamp,
                     "when": when[position],
                     "txns": txns_of.get((position, key), []),
                 }
                 apply = getattr(self, f"_{service}_{entity}")
+                if entity != "transaction":  # an insert-once row: its key is its guard
+                    apply = _guarded(apply)
                 out.append((order_no, Op(position, db, _bind(apply, row, context))))
         return out
 
@@ -399,7 +454,7 @@ class Applier:
         for direction, part in parts.items():
             if not part:
                 continue
-            legacy_key = f"cdc#{ctx['key']}#{ctx['position']}#{direction}"
+            legacy_key = f"cdc#{ctx['key']}#{ctx['stamp']}#{direction}"
             digest = hashlib.sha256(legacy_key.encode()).hexdigest()[:24]
             posting_id = legacy_child_id("posting", ctx["bucket"], f"C{digest}")
             conn.execute(
@@ -500,6 +555,7 @@ class Applier:
         end = prepared.end
         now = dt.datetime.now(dt.UTC)
         engines = dict(self.databases())
+        kill_after = int(os.environ.get(KILL_AFTER_COMMITS, "0") or 0)
         for db, engine in engines.items():
             done = positions.get(db)
             if done is not None and done >= end.position:
@@ -509,15 +565,26 @@ class Applier:
                 for op in todo:
                     op.apply(conn)
                 values = {"log_file": end.log_file, "position": end.position, "updated_at": now}
+                target = f"{db[0]}:{db[1]}"
                 if done is None:
-                    conn.execute(sa.insert(position_table).values(run_id=self.run.run_id, **values))
+                    conn.execute(
+                        sa.insert(position_table).values(
+                            run_id=self.run.run_id, target=target, **values
+                        )
+                    )
                 else:
                     conn.execute(
                         sa.update(position_table)
-                        .where(position_table.c.run_id == self.run.run_id)
+                        .where(
+                            position_table.c.run_id == self.run.run_id,
+                            position_table.c.target == target,
+                        )
                         .values(**values)
                     )
             positions[db] = end.position
+            self._commits += 1
+            if kill_after and self._commits >= kill_after and any(prepared.ops.values()):
+                os.kill(os.getpid(), signal.SIGKILL)
         self._write_control(prepared, now)
 
     def _write_control(self, prepared: Prepared, now: dt.datetime) -> None:
@@ -568,3 +635,15 @@ def _bind(
     context: dict[str, Any],
 ) -> Callable[[sa.Connection], None]:
     return lambda conn: apply(conn, row, context)
+
+
+def _guarded(
+    apply: Callable[[sa.Connection, dict[str, Any], dict[str, Any]], None],
+) -> Callable[[sa.Connection, dict[str, Any], dict[str, Any]], None]:
+    """`apply` only if the row does not hold this change (or a later one) yet."""
+
+    def run(conn: sa.Connection, row: dict[str, Any], ctx: dict[str, Any]) -> None:
+        if _fresh(conn, ctx["table"], str(ctx["key"])[:64], ctx["stamp"]):
+            apply(conn, row, ctx)
+
+    return run

@@ -127,7 +127,12 @@ def snapshot(engine: sa.Engine) -> Snapshot:
     if is_mariadb(engine):
         with engine.connect() as conn:
             conn.exec_driver_sql("START TRANSACTION WITH CONSISTENT SNAPSHOT")
-            status = dict(conn.exec_driver_sql("SHOW STATUS LIKE 'binlog_snapshot_%'").all())
+            status = dict(
+                conn.exec_driver_sql(
+                    "SHOW STATUS WHERE Variable_name IN "
+                    "('Binlog_snapshot_file', 'Binlog_snapshot_position')"
+                ).all()
+            )
             marks = _watermarks(conn)
             conn.exec_driver_sql("COMMIT")
             log_file = status.get("Binlog_snapshot_file") or None
