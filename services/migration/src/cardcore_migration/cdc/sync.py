@@ -140,7 +140,9 @@ def follow(
     def collect() -> tuple[list[SourceTxn], bool]:
         batch: list[SourceTxn] = [carry] if carry is not None else []
         changes, deadline = 0, time.monotonic() + batch_seconds
-        while changes < batch_changes:
+        while changes < batch_changes and len(batch) < 10 * batch_changes:
+            if batch and time.monotonic() > deadline:
+                break  # other schemas' transactions are empty ones: a batch closes on time too
             item: SourceTxn | BaseException | None
             if held:
                 if pause_at is not None and held[0].position > pause_at:
