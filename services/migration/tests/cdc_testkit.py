@@ -115,8 +115,11 @@ def core_matches_ccs(settings: CardcoreSettings, url: str, truth: dict[str, Any]
     holds: dict[str, int] = {}
     auths = {}
     for auth in ccs_rows(url, "CCS_AUTH"):
-        if rejected(truth, "authorization", str(auth["AUTH_ID"])):
-            continue
+        if (
+            rejected(truth, "authorization", str(auth["AUTH_ID"]))
+            or auth["ACCT_NO"] not in accounts
+        ):
+            continue  # rejected by the snapshot, or a later hold the rules reject (H01/X01)
         auths[str(auth["AUTH_ID"])] = auth
         if auth["AUTH_STS"] == "O" and auth["EXP_DT"] >= as_of:
             holds[auth["ACCT_NO"]] = holds.get(auth["ACCT_NO"], 0) + fen(auth["AUTH_AMT"])

@@ -12,6 +12,7 @@ import signal
 import subprocess
 import threading
 import time
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +23,10 @@ from migration_testkit import CARDCORE, cardcore
 
 from cardcore_kernel.db import ShardSet, bucket_map, control_engine
 from cardcore_kernel.settings import CardcoreSettings, get_settings
+from cardcore_migration import ccs_online_sql as online
 from cardcore_migration.ccs_online_sql import OnlineMix
 from cardcore_migration.legacy.store import legacy_engine
-from cardcore_migration.schema import migration_cdc
+from cardcore_migration.schema import migration_cdc, migration_finding, migration_run
 
 
 def ok(*args: str, env: dict[str, str] | None = None) -> Any:
@@ -152,4 +154,88 @@ def test_mariadb_binlog_sync_survives_kill_9(
         shards.dispose()
     ok("migrate", "sync", "--until-caught-up", env=env)
     core_matches_ccs(settings, mariadb_url, truth)
+    engine.dispose()
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_a_change_the_rules_reject_is_a_finding_and_the_stream_goes_on(
+    stack: Any, settings: CardcoreSettings, tmp_path: Path
+) -> None:
+    truth = seed_and_apply(tmp_path, {}, customers=40)
+    url = settings.legacy_url
+    engine = legacy_engine(url)
+    (_, acct), (card2, acct2) = usable_cards(url, truth, 2)
+    with engine.begin() as conn:  # A02: CUR_BAL no longer the sum of its components
+        conn.exec_driver_sql(f"UPDATE CCS_ACCT SET CUR_BAL = CUR_BAL + 1 WHERE ACCT_NO = '{acct}'")
+    with engine.begin() as conn:  # H01: a hold on an account CCS does not have
+        online.authorize(conn, card2, "9999999999999999", Decimal("12.00"))
+    online_day(engine, [(card2, acct2)], seed=7)  # valid changes after the bad ones
+    ok("migrate", "sync", "--until-caught-up")
+    with engine.begin() as conn:  # put the account right again (a later, valid image)
+        conn.exec_driver_sql(f"UPDATE CCS_ACCT SET CUR_BAL = CUR_BAL - 1 WHERE ACCT_NO = '{acct}'")
+    ok("migrate", "sync", "--until-caught-up")
+    core_matches_ccs(settings, url, truth)  # the valid changes all arrived
+    status = ok("migrate", "status").stdout
+    assert "A02" in status and "H01" in status, status
+    with control_engine(settings).connect() as conn:
+        codes = dict(
+            conn.execute(
+                sa.select(migration_finding.c.legacy_key, migration_finding.c.codes).where(
+                    migration_finding.c.chunk_id == 0
+                )
+            ).all()
+        )
+    assert codes[acct] == "A02"
+    assert "H01" in codes.values()
+    engine.dispose()
+
+
+@pytest.mark.mariadb
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_sync_refuses_a_binlog_gap_and_the_wrong_run(
+    tmp_path: Path, mariadb_url: str, monkeypatch: pytest.MonkeyPatch, stack: Any
+) -> None:
+    monkeypatch.setenv("CCS_URL", mariadb_url)
+    get_settings.cache_clear()
+    settings = get_settings()
+    env = {"CCS_URL": mariadb_url}
+    truth = seed_and_apply(tmp_path, env, customers=30)
+    engine = legacy_engine(mariadb_url)
+    online_day(engine, usable_cards(mariadb_url, truth, 1), seed=9)
+    control = control_engine(settings)
+    with control.begin() as conn:
+        run_id, position = conn.execute(
+            sa.select(migration_run.c.run_id, migration_run.c.source_position)
+        ).one()
+        # the snapshot's binlog file is gone (purged): file number 0 never exists
+        conn.execute(sa.update(migration_run).values(source_position=4))
+    gap = cardcore("migrate", "sync", "--until-caught-up", env=env)
+    assert gap.returncode != 0
+    said = " ".join(gap.stderr.split())
+    assert "gap in the CCS binlog" in said and "was purged" in said, said
+    assert "Traceback" not in gap.stderr
+    ledgers = ShardSet("ledger", settings, bucket_map(settings))
+    for _, shard in ledgers.all():  # nothing applied anywhere
+        with shard.connect() as conn:
+            assert conn.exec_driver_sql("SELECT count(*) FROM migration_cdc_position").scalar() == 0
+    with control.begin() as conn:
+        conn.execute(sa.delete(migration_cdc))
+        conn.execute(sa.update(migration_run).values(source_position=position))
+
+    unknown = cardcore("migrate", "sync", "--run", "nosuchrun", env=env)
+    assert unknown.returncode != 0 and "no run nosuchrun" in " ".join(unknown.stderr.split())
+    with ledgers.engine(0).begin() as conn:  # shard 0 is followed by another run's stream
+        conn.exec_driver_sql(
+            "INSERT INTO migration_cdc_position (run_id, target, position, updated_at) "
+            "VALUES ('20260101T000000other', 'ledger:0', 1, CURRENT_TIMESTAMP)"
+        )
+    wrong = cardcore("migrate", "sync", "--until-caught-up", "--run", run_id, env=env)
+    assert wrong.returncode != 0
+    said = " ".join(wrong.stderr.split())
+    assert "followed by the change stream of run 20260101T000000other" in said, said
+    with ledgers.engine(0).begin() as conn:
+        conn.exec_driver_sql("DELETE FROM migration_cdc_position")
+    ok("migrate", "sync", "--until-caught-up", env=env)
+    core_matches_ccs(settings, mariadb_url, truth)
+    ledgers.dispose()
     engine.dispose()
