@@ -62,6 +62,18 @@ def test_sqlite_change_log_sync_is_exact(
     core_matches_ccs(settings, url, truth)
     status = ok("migrate", "status")
     assert "CCS_AUTH" in status.stdout and "caught-up" in status.stdout
+    verified = ok("migrate", "verify", "--buckets", "0-255")  # no sync running: at its position
+    assert "CCS and the core agree" in verified.stdout
+    ledgers = ShardSet("ledger", settings, bucket_map(settings))
+    with ledgers.engine(0).begin() as conn:  # the core loses one open hold
+        conn.exec_driver_sql(
+            "UPDATE authorizations SET hold_state = 'reversed', hold_amount = 0 WHERE "
+            "authorization_id IN (SELECT authorization_id FROM authorizations WHERE "
+            "hold_state = 'open' AND legacy_key IS NOT NULL LIMIT 1)"
+        )
+    ledgers.dispose()
+    caught = cardcore("migrate", "verify", "--buckets", "0-255")
+    assert caught.returncode != 0 and "mismatch" in caught.stderr, caught.stdout
     engine.dispose()
 
 
@@ -132,6 +144,11 @@ def test_mariadb_binlog_sync_survives_kill_9(
         assert sync.wait(timeout=120) == -signal.SIGKILL
         sync = start_sync(env, log)
         wait_for_progress(settings, applied_position(settings))
+        # CCS and the core compared at one position while the writer keeps committing
+        flowing = len(ops)
+        verified = ok("migrate", "verify", "--buckets", "0-255", env=env)
+        assert "CCS and the core agree" in verified.stdout
+        assert len(ops) > flowing  # changes did flow meanwhile
     finally:
         stop.set()
         writer.join()

@@ -505,9 +505,18 @@ def migrate_verify(
         str | None, typer.Option("--run", help="An apply run id (default: the latest).")
     ] = None,
     archive_dir: ArchiveDirOption = None,
+    buckets: Annotated[
+        str | None,
+        typer.Option(
+            "--buckets",
+            help="LO-HI: compare CCS and the core for these buckets at one position while "
+            "`migrate sync` runs (VDiff-style).",
+        ),
+    ] = None,
 ) -> None:
     """Reconcile an apply run against the target: counts, balances, journal, holds, digests,
-    and the archive files it read against the archive directory."""
+    and the archive files it read against the archive directory. With --buckets: CCS and the
+    core row by row for a bucket range, while changes flow."""
     config = settings()
     archive_path = _archive_dir(config, archive_dir)
     ctx = _prepare(config)
@@ -517,6 +526,11 @@ def migrate_verify(
     if run.status != "completed":
         raise fail(f"run {run.run_id} is {run.status}, not completed: nothing to verify")
     accounts, ledger = _check_target(config, ctx)
+    if buckets is not None:
+        from cardcore_migration.cli_cdc import verify_buckets_command
+
+        verify_buckets_command(config, ctx, run, accounts, ledger, buckets)
+        return
     from cardcore_migration.reconcile import reconcile
 
     result = reconcile(ctx, accounts, ledger, run.run_id, archive_path)

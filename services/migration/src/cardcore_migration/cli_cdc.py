@@ -17,7 +17,15 @@ import sqlalchemy as sa
 import typer
 from rich.table import Table
 
-from cardcore_migration.cli import _check_target, _prepare, console, fail, migrate_app, settings
+from cardcore_migration.cli import (
+    _check_target,
+    _prepare,
+    console,
+    err,
+    fail,
+    migrate_app,
+    settings,
+)
 from cardcore_migration.schema import migration_cdc, migration_finding
 
 
@@ -144,3 +152,47 @@ def print_cdc_status(control: sa.Engine, run_id: str) -> None:
         console.print(rules)
         for entity, key, codes in samples:
             console.print(f"  {codes} {entity} {key}")
+
+
+def verify_buckets_command(
+    config: Any, ctx: Any, run: Any, accounts: Any, ledger: Any, buckets: str
+) -> None:
+    from cardcore_kernel.db import control_engine
+    from cardcore_kernel.money import yuan
+    from cardcore_migration.cdc.vdiff import VerifyError, parse_buckets, verify_buckets
+
+    try:
+        result = verify_buckets(
+            ctx, run, accounts, ledger, control_engine(config), parse_buckets(buckets)
+        )
+    except VerifyError as exc:
+        raise fail(str(exc), 2) from None
+    table = Table(
+        "table",
+        "matched",
+        "mismatched",
+        "missing in core",
+        "missing in CCS",
+        title=f"CCS vs core, buckets {result['buckets']}, at position {result['position']}",
+    )
+    for name, t in result["tables"].items():
+        table.add_row(
+            name,
+            f"{t['matched']:,}",
+            f"{t['mismatched']:,}",
+            f"{t['missing_in_core']:,}",
+            f"{t['missing_in_ccs']:,}",
+        )
+    console.print(table)
+    balance = result["balance"]
+    console.print(
+        f"balances: CCS {yuan(balance['ccs_fen'])}, core {yuan(balance['core_fen'])} (yuan); "
+        "accounts whose journal is not "
+        f"their balance: {balance['journal_mismatches']}"
+    )
+    if not result["ok"]:
+        for t in result["tables"].values():
+            for line in t["samples"]:
+                err.print(f"mismatch: {line}")
+        raise fail(f"run {run.run_id}: CCS and the core differ in buckets {result['buckets']}")
+    console.print(f"[green]✓[/] buckets {result['buckets']}: CCS and the core agree")

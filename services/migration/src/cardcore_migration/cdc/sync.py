@@ -205,7 +205,10 @@ def follow(
             elif work:
                 carry = work[-1]  # only empty transactions: keep the latest position
             beyond = bool(held) and pause_at is not None and held[0].position > pause_at
-            if pause_at not in (None, PAUSE_HERE) and (beyond or applied >= pause_at):
+            if pause_at is not None and pause_at != PAUSE_HERE and (beyond or applied >= pause_at):
+                if applied < pause_at:  # nothing committed in between: applied through it
+                    _advance_control(control, run.run_id, pause_at)
+                    applied = pause_at
                 _set(control, run.run_id, status="paused")
             if goal is not None and applied >= goal:
                 break
@@ -216,3 +219,13 @@ def follow(
     final = "caught-up" if goal is not None and applied >= goal else "stopped"
     _set(control, run.run_id, status=final, seconds_behind=0.0 if final == "caught-up" else None)
     return result
+
+
+def _advance_control(control: sa.Engine, run_id: str, position: int) -> None:
+    """Every transaction up to `position` is applied (the next one lies beyond it)."""
+    with control.begin() as conn:
+        conn.execute(
+            sa.update(migration_cdc)
+            .where(migration_cdc.c.run_id == run_id, migration_cdc.c.applied_position < position)
+            .values(applied_position=position)
+        )
