@@ -108,6 +108,7 @@ def wait_for_progress(settings: CardcoreSettings, beyond: int, timeout: float = 
 
 
 @pytest.mark.mariadb
+@pytest.mark.timeout(900)
 @pytest.mark.parametrize("backend", ["postgres"])
 def test_mariadb_binlog_sync_survives_kill_9(
     tmp_path: Path, mariadb_url: str, monkeypatch: pytest.MonkeyPatch, stack: Any
@@ -128,7 +129,7 @@ def test_mariadb_binlog_sync_survives_kill_9(
         writer = legacy_engine(mariadb_url)
         while not stop.is_set():
             ops.append(mix.step(writer))
-            time.sleep(0.005)
+            time.sleep(0.05)  # a steady trickle: correctness here, speed in bench/cdc.py
         writer.dispose()
 
     writer = threading.Thread(target=drive)
@@ -155,7 +156,7 @@ def test_mariadb_binlog_sync_survives_kill_9(
     finally:
         stop.set()
         writer.join()
-    assert len(ops) > 100, ops
+    assert len(ops) > 50, ops
     os.killpg(sync.pid, signal.SIGTERM)  # a clean stop
     assert sync.wait(timeout=30) == 0, log.read_text()[-3000:]
     ok("migrate", "sync", "--until-caught-up", env=env)
