@@ -43,6 +43,7 @@ def seed_and_apply(tmp_path: Path, env: dict[str, str], customers: int = 60) -> 
     return json.loads(truth.read_text())
 
 
+@pytest.mark.timeout(900)
 @pytest.mark.parametrize("backend", ["sqlite"])
 def test_sqlite_change_log_sync_is_exact(
     stack: Any, settings: CardcoreSettings, tmp_path: Path
@@ -178,6 +179,7 @@ def test_mariadb_binlog_sync_survives_kill_9(
     engine.dispose()
 
 
+@pytest.mark.timeout(900)
 @pytest.mark.parametrize("backend", ["sqlite"])
 def test_a_change_the_rules_reject_is_a_finding_and_the_stream_goes_on(
     stack: Any, settings: CardcoreSettings, tmp_path: Path
@@ -212,6 +214,7 @@ def test_a_change_the_rules_reject_is_a_finding_and_the_stream_goes_on(
 
 
 @pytest.mark.mariadb
+@pytest.mark.timeout(900)
 @pytest.mark.parametrize("backend", ["sqlite"])
 def test_sync_refuses_a_binlog_gap_and_the_wrong_run(
     tmp_path: Path, mariadb_url: str, monkeypatch: pytest.MonkeyPatch, stack: Any
