@@ -1,7 +1,7 @@
 # The two commands: `make demo` (set up from bare Python, run the main job) and `make test`.
 UV := $(shell scripts/bootstrap.sh)
 
-.PHONY: demo up test lint format bench clean
+.PHONY: demo up test fuzz lint format bench clean
 
 demo:
 	$(UV) run cardcore demo
@@ -11,6 +11,13 @@ up:
 
 test:
 	$(UV) run pytest -q
+
+# the long schemathesis run (CI runs 250 examples); FUZZ_EXAMPLES=N FUZZ_SEED=S to vary
+FUZZ_EXAMPLES ?= 5000
+FUZZ_SEED ?= 20261203
+fuzz:
+	CARDCORE_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) CARDCORE_FUZZ_SEED=$(FUZZ_SEED) \
+	  $(UV) run pytest -q -rxXs -s tests/test_fuzz_openapi.py
 
 lint:
 	$(UV) run ruff check .

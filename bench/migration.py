@@ -44,8 +44,8 @@ import sqlalchemy as sa
 from _common import Figure, print_figures, save
 
 from cardcore_kernel.testing import PG_SERVER
-from cardcore_migration.legacy.schema import TABLES
-from cardcore_migration.legacy.store import LOAD_ORDER
+from cardcore_legacy.ccs.schema import TABLES
+from cardcore_legacy.ccs.store import LOAD_ORDER
 
 MARIADB_SERVER = os.environ.get("CARDCORE_TEST_MARIADB", "mysql+pymysql://root@127.0.0.1:3306")
 REDIS_SERVER = os.environ.get("CARDCORE_BENCH_REDIS", "redis://127.0.0.1:6379")

@@ -25,6 +25,7 @@ DOCKERFILES = [
     "services/card-core/accounts/Dockerfile",
     "services/card-core/ledger/Dockerfile",
     "services/migration/Dockerfile",
+    "services/legacy-ccs/Dockerfile",
     "services/batch/Dockerfile",
     "deploy/docker/ops.Dockerfile",
     "deploy/docker/loadtest.Dockerfile",

@@ -47,6 +47,8 @@ COPY services/card-core/ledger/pyproject.toml services/card-core/ledger/pyprojec
 COPY services/card-core/ledger/src services/card-core/ledger/src
 COPY services/gateway/pyproject.toml services/gateway/pyproject.toml
 COPY services/gateway/src services/gateway/src
+COPY services/legacy-ccs/pyproject.toml services/legacy-ccs/pyproject.toml
+COPY services/legacy-ccs/src services/legacy-ccs/src
 COPY services/migration/pyproject.toml services/migration/pyproject.toml
 COPY services/migration/src services/migration/src
 COPY services/batch/pyproject.toml services/batch/pyproject.toml

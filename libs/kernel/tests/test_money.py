@@ -1,8 +1,17 @@
 from decimal import Decimal
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from cardcore_kernel.money import AmountError, micro_to_fen_half_up, parse_yuan, percent_of, yuan
+from cardcore_kernel.money import (
+    AmountError,
+    micro_to_fen_half_up,
+    parse_exact_decimal,
+    parse_yuan,
+    percent_of,
+    yuan,
+)
 
 
 @pytest.mark.parametrize(
@@ -30,13 +39,63 @@ def test_parse_yuan_accepts_positive_amounts(raw, fen):
         (1.5, "not a float"),
         ("NaN", "finite"),
         (None, "not a number"),
-        (True, "not a float"),
+        (True, "not a boolean"),
         ("1e20", "too large"),
+        # issue 22: what JSON can carry besides numbers and strings, and numbers that overflow
+        # the decimal context or would build a huge integer, were TypeError / Overflow (a 500)
+        ({}, "not a number"),
+        ([None, None], "not a number"),
+        ([0, [1], -2], "not a number"),
+        ("1e999999999", "too large"),
+        ("-1e999999999", "greater than 0"),
+        ("1e999990", "too large"),
+        ("9" * 5000, "longer than 64"),
+        (10**400, "too large"),
+        ("sNaN", "finite"),
+        ("-Infinity", "finite"),
+        ("1" + "0" * 13 + ".00", "too large"),
     ],
 )
 def test_parse_yuan_rejects_bad_amounts(raw, reason):
     with pytest.raises(AmountError, match=reason):
         parse_yuan(raw)
+
+
+def test_parse_yuan_bounds():
+    assert parse_yuan("9999999999999.99") == MAX_FEN - 1
+    assert parse_yuan("-0", allow_zero=True) == 0
+    assert parse_yuan("1E+2") == 10000
+
+
+MAX_FEN = 10**15
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=80),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=5), children, max_size=3)
+    ),
+    max_leaves=6,
+)
+DECIMAL_STRINGS = st.from_regex(r"\A-?[0-9]{0,20}(\.[0-9]{0,8})?([eE][-+]?[0-9]{1,10})?\Z")
+
+
+@given(JSON_VALUES | DECIMAL_STRINGS | st.decimals())
+def test_any_wire_value_is_an_amount_or_an_amount_error(value):
+    """Whatever a JSON body carries: fen in range, or AmountError (a 422), never anything else."""
+    try:
+        fen = parse_yuan(value, allow_zero=True)
+    except AmountError:
+        return
+    assert isinstance(fen, int) and 0 <= fen < MAX_FEN
+
+
+@given(JSON_VALUES | DECIMAL_STRINGS | st.decimals())
+def test_any_wire_value_is_an_exact_decimal_or_an_amount_error(value):
+    try:
+        amount = parse_exact_decimal(value, places=6, example="0.000500")
+    except AmountError:
+        return
+    assert amount.is_finite() and amount.as_tuple().exponent >= -6
 
 
 def test_yuan_formats_fen():

@@ -23,11 +23,11 @@ from cardcore_kernel.settings import CardcoreSettings, get_settings
 from cardcore_kernel.sharding import bucket_of
 from cardcore_kernel.testing import ServiceProcess
 from cardcore_ledger import tables as led
+from cardcore_legacy.ccs.schema import TABLES
+from cardcore_legacy.ccs.store import legacy_engine
 from cardcore_migration import pipeline
 from cardcore_migration.config import get_migration_settings
 from cardcore_migration.domain.codes import RULE_BY_CODE
-from cardcore_migration.legacy.schema import TABLES
-from cardcore_migration.legacy.store import legacy_engine
 from cardcore_migration.schema import migration_chunk, migration_run
 from cardcore_migration.worker import build_context
 

@@ -21,9 +21,9 @@ from migration_testkit import cardcore
 
 from cardcore_copybook import RecordDecoder, encode_record
 from cardcore_kernel.settings import CardcoreSettings
+from cardcore_legacy.ccs.archive_format import EXTRACT_PREFIX
+from cardcore_legacy.seed.generator import Generator
 from cardcore_migration.adapters import archive
-from cardcore_migration.legacy.archive import EXTRACT_PREFIX
-from cardcore_migration.legacy.generator import Generator
 
 AS_OF = "2026-11-25"
 DETAIL = {

@@ -15,10 +15,10 @@ from migration_testkit import cardcore
 from cardcore_kernel.db import control_engine
 from cardcore_kernel.pan import PanVault, luhn_valid
 from cardcore_kernel.settings import CardcoreSettings
+from cardcore_legacy.ccs.schema import TABLES
+from cardcore_legacy.ccs.store import legacy_engine
 from cardcore_migration.adapters.control import ControlRepository
 from cardcore_migration.domain.codes import ALL_CODES, ENTITIES
-from cardcore_migration.legacy.schema import TABLES
-from cardcore_migration.legacy.store import legacy_engine
 
 AS_OF = "2026-11-25"
 

@@ -21,8 +21,9 @@ from rich.console import Console
 from rich.table import Table
 
 from cardcore_kernel.db import bucket_map
-from cardcore_kernel.schema import installed_schemas
+from cardcore_kernel.schema import bucket_rows, installed_schemas
 from cardcore_kernel.settings import get_settings
+from cardcore_kernel.sharding import BUCKET_COUNT
 
 COMMAND_ENTRY_POINTS = "cardcore.commands"
 
@@ -88,13 +89,42 @@ def db_shards() -> None:
 
 @db_app.command("move-bucket")
 def db_move_bucket(bucket: int, shard: int) -> None:
-    """Point a bucket at another shard for new data (moving existing rows is a migration)."""
+    """Point an EMPTY bucket at another shard, for new data.
+
+    Refuses (exit 1) a bucket that holds any row on its current shard: repointing it would make
+    those customers' rows unreachable, and moving rows with their bucket is not supported yet.
+    """
+    settings = get_settings()
+    mapping = bucket_map(settings)
+    if not 0 <= shard < settings.shards:
+        console.print(f"[red]shard {shard} out of range 0..{settings.shards - 1}[/]")
+        raise typer.Exit(2)
     try:
-        bucket_map(get_settings()).move(bucket, shard)
+        current = mapping.shard_of(bucket)
     except ValueError as exc:
-        console.print(f"[red]{exc}[/]")
+        console.print(f"[red]{exc} (0..{BUCKET_COUNT - 1})[/]")
         raise typer.Exit(2) from None
-    console.print(f"bucket {bucket} -> shard {shard}")
+    if current == shard:
+        console.print(f"bucket {bucket} is already on shard {shard}: nothing to do")
+        return
+    try:
+        held = bucket_rows(settings, bucket, current)
+    except sa.exc.SQLAlchemyError as exc:
+        console.print(
+            f"[red]refused: cannot check that bucket {bucket} is empty on shard {current}:[/] "
+            f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
+        )
+        raise typer.Exit(1) from None
+    if held:
+        rows = ", ".join(f"{table} {count}" for table, count in held.items())
+        console.print(
+            f"[red]refused: bucket {bucket} holds rows on its shard {current} ({rows}).[/] "
+            f"Pointing it at shard {shard} would make them unreachable; a bucket can be moved "
+            "only while it is empty (moving a bucket with its data is not supported yet)."
+        )
+        raise typer.Exit(1)
+    mapping.move(bucket, shard)
+    console.print(f"bucket {bucket} -> shard {shard} (it held no rows on shard {current})")
 
 
 def _load_plugins() -> None:

@@ -2,6 +2,10 @@
 
 Handlers turn validation errors into 422 naming the field, unknown routes into 404, and anything
 unexpected into a 500 JSON body with the request id (never a traceback on the wire).
+
+`ErrorBody` is that JSON as a model and `error_responses(...)` the `responses=` of a route, so
+every endpoint declares the error statuses it can answer with their real schema (FastAPI's own
+422 schema, `{"detail": [...]}`, is never what we send, so each route replaces it).
 """
 
 from __future__ import annotations
@@ -13,9 +17,39 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = structlog.get_logger("cardcore.errors")
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    field: str | None
+
+
+class ErrorBody(BaseModel):
+    """The error JSON of every API: `{"error": {"code", "message", "field"}}`."""
+
+    error: ErrorDetail
+
+
+ERROR_DESCRIPTIONS: dict[int, str] = {
+    400: "The request body could not be read (not text, or cut short)",
+    404: "Not found (`field` names the id that was not found)",
+    409: "Conflicts with the current state",
+    422: "Invalid input: `field` names the offending field, `message` says why",
+    503: "Not available now; retry later",
+}
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The `responses=` of a route that can answer with these error statuses."""
+    return {
+        status: {"model": ErrorBody, "description": ERROR_DESCRIPTIONS.get(status, "Error")}
+        for status in statuses
+    }
 
 
 class ApiError(Exception):

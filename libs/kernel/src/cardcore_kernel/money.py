@@ -17,32 +17,53 @@ class AmountError(ValueError):
     """An amount that is not a positive yuan value with at most two decimals."""
 
 
-def parse_yuan(value: object, *, allow_zero: bool = False) -> int:
-    """A yuan amount ("150.00", "150", 150) as integer fen; rejects floats and bad precision."""
-    if isinstance(value, (bool, float)):
-        raise AmountError('must be a decimal string such as "150.00", not a float')
-    if isinstance(value, int):
-        amount = Decimal(value)
-    elif isinstance(value, Decimal):
+MAX_DECIMAL_CHARS = 64  # longer than any amount or rate we accept; bounds the parsing work
+
+
+def parse_exact_decimal(value: object, *, places: int, example: str) -> Decimal:
+    """A decimal from the wire (a string such as `example`, or an integer), exact, finite.
+
+    Rejects floats (they are not exact), booleans, and anything else JSON can carry (objects,
+    arrays, null) with AmountError: a ValueError, so inside a pydantic validator it becomes the
+    422 naming the field. Nothing here does context arithmetic, which could overflow (a
+    `decimal.Overflow` is not a ValueError and would surface as a 500) or build a huge integer:
+    callers bound the magnitude by comparison (exact, never overflows) before any arithmetic.
+    """
+    if isinstance(value, float):
+        raise AmountError(f'must be a decimal string such as "{example}", not a float')
+    if isinstance(value, bool):
+        raise AmountError(f'must be a decimal string such as "{example}", not a boolean')
+    if isinstance(value, Decimal):
         amount = value
+    elif isinstance(value, int):
+        if abs(value) >= 10**MAX_DECIMAL_CHARS:
+            raise AmountError("is too large")
+        amount = Decimal(value)
     elif isinstance(value, str):
+        if len(value) > MAX_DECIMAL_CHARS:
+            raise AmountError(f"is longer than {MAX_DECIMAL_CHARS} characters")
         try:
             amount = Decimal(value.strip())
         except InvalidOperation:
             raise AmountError("is not a number") from None
     else:
-        raise AmountError("is not a number")
+        raise AmountError(f'is not a number (a decimal string such as "{example}")')
     if not amount.is_finite():
         raise AmountError("is not a finite number")
     exponent = amount.as_tuple().exponent
-    if isinstance(exponent, int) and exponent < -2:
-        raise AmountError("has more than 2 decimals")
-    fen = int(amount * FEN_PER_YUAN)
-    if fen < 0 or (fen == 0 and not allow_zero):
+    if isinstance(exponent, int) and exponent < -places:
+        raise AmountError(f"has more than {places} decimals")
+    return amount
+
+
+def parse_yuan(value: object, *, allow_zero: bool = False) -> int:
+    """A yuan amount ("150.00", "150", 150) as integer fen; rejects floats and bad precision."""
+    amount = parse_exact_decimal(value, places=2, example="150.00")
+    if amount < 0 or (amount == 0 and not allow_zero):
         raise AmountError("must be greater than 0")
-    if fen >= MAX_AMOUNT_FEN:
+    if amount >= Decimal(MAX_AMOUNT_FEN).scaleb(-2):
         raise AmountError("is too large")
-    return fen
+    return int(amount.scaleb(2))
 
 
 def yuan(fen: int) -> str:

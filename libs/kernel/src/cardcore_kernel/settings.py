@@ -47,6 +47,11 @@ class CardcoreSettings(BaseSettings):
     ccs_archive_dir: Path | None = Field(
         default=None, validation_alias=AliasChoices("CCS_ARCHIVE_DIR", "ccs_archive_dir")
     )
+    # the legacy CCS's online service (`cardcore legacy serve`, services/legacy-ccs)
+    ccs_service_url: str = Field(
+        default="http://127.0.0.1:8090",
+        validation_alias=AliasChoices("CCS_SERVICE_URL", "ccs_service_url"),
+    )
 
     @field_validator("shard_urls", mode="before")
     @classmethod

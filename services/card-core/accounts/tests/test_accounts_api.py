@@ -145,6 +145,24 @@ BAD_ACCOUNTS = [
     ({"product": "diamond"}, "product"),
     ({"daily_rate": "0.0000001"}, "daily_rate"),
     ({"daily_rate": 0.0005}, "daily_rate"),
+    # issue 22: values Decimal() itself cannot take (TypeError / ValueError inside it) or that
+    # overflow the decimal context answered 500
+    ({"daily_rate": {}}, "daily_rate"),
+    ({"daily_rate": [None, None]}, "daily_rate"),
+    ({"daily_rate": [0, [1], -3]}, "daily_rate"),
+    ({"daily_rate": []}, "daily_rate"),
+    ({"daily_rate": True}, "daily_rate"),
+    ({"daily_rate": "1e999999999"}, "daily_rate"),
+    ({"daily_rate": "-0e-999999999"}, "daily_rate"),
+    ({"daily_rate": 10**400}, "daily_rate"),
+    ({"credit_limit": {}}, "credit_limit"),
+    ({"credit_limit": [None, None]}, "credit_limit"),
+    ({"credit_limit": True}, "credit_limit"),
+    ({"credit_limit": "1e999999999"}, "credit_limit"),
+    ({"credit_limit": "9" * 5000}, "credit_limit"),
+    ({"credit_limit": 10**400}, "credit_limit"),
+    ({"credit_limit": "sNaN"}, "credit_limit"),
+    ({"cash_limit_pct": {}}, "cash_limit_pct"),
 ]
 
 

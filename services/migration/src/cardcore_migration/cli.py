@@ -1,4 +1,4 @@
-"""`cardcore legacy …` (the CCS side: schema, seeded data) and `cardcore migrate …` (the runs).
+"""`cardcore migrate …`: the migration runs off CCS (`cardcore legacy …` is cardcore_legacy's).
 
 Every bad input - an unreachable CCS, a missing CCS table, an as-of that is not a date - ends
 in one clear line and a non-zero exit before anything is written; never a traceback.
@@ -23,17 +23,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from cardcore_kernel.schema import CONTROL_SCHEMA
+from cardcore_legacy.ccs import store
 from cardcore_migration.config import MigrationSettings, get_migration_settings
 from cardcore_migration.domain.codes import ENTITIES, RULE_BY_CODE
 from cardcore_migration.domain.report import build_report
-from cardcore_migration.legacy import store
-from cardcore_migration.legacy.generator import Generator
 from cardcore_migration.report_html import render_html
 from cardcore_migration.schema import SCHEMA
 
-legacy_app = typer.Typer(
-    help="The legacy CCS database: schema and seeded data.", no_args_is_help=True
-)
 migrate_app = typer.Typer(
     help="Migration runs off CCS: dry run, apply, resume, verify, worker, status.",
     no_args_is_help=True,
@@ -66,79 +62,6 @@ def parse_as_of(value: str | None) -> dt.date:
 def settings() -> MigrationSettings:
     get_migration_settings.cache_clear()
     return get_migration_settings()
-
-
-# ------------------------------------------------------------------------------------ legacy
-
-
-@legacy_app.command("init")
-def legacy_init(
-    drop: Annotated[bool, typer.Option("--drop", help="Drop the CCS tables first.")] = False,
-) -> None:
-    """Create the CCS schema (the six tables of SPEC.md) at CCS_URL."""
-    url = settings().legacy_url
-    try:
-        store.init_schema(url, drop=drop)
-    except store.SourceError as exc:
-        raise fail(str(exc)) from None
-    console.print(f"[green]✓[/] CCS schema ready at {store.safe_url(url)}")
-
-
-@legacy_app.command("seed")
-def legacy_seed(
-    customers: Annotated[
-        int, typer.Option("--customers", min=1, help="Customers to create.")
-    ] = 1000,
-    seed: Annotated[int, typer.Option("--seed", help="Same seed, same data.")] = 1,
-    defect_rate: Annotated[
-        float, typer.Option("--defect-rate", min=0.0, max=1.0, help="Share per defect class.")
-    ] = 0.01,
-    truth: Annotated[
-        Path | None, typer.Option("--truth", help="Write the ground truth here.")
-    ] = None,
-    as_of: Annotated[
-        str | None, typer.Option("--as-of", help="YYYY-MM-DD (default today).")
-    ] = None,
-    archive_dir: ArchiveDirOption = None,
-) -> None:
-    """(Re)create the CCS tables and the archive extract files, with defect-injected data."""
-    as_of_date = parse_as_of(as_of)
-    config = settings()
-    url = config.legacy_url
-    archive_path = _archive_dir(config, archive_dir)
-    started = time.monotonic()
-    try:
-        store.init_schema(url, drop=True)
-    except store.SourceError as exc:
-        raise fail(str(exc)) from None
-    dataset = Generator(customers, seed, defect_rate, as_of_date).generate(config.card_bin)
-    generated = time.monotonic()
-    engine = store.legacy_engine(url)
-    try:
-        store.load(engine, dataset.tables)
-    except sa.exc.SQLAlchemyError as exc:
-        raise fail(f"loading CCS failed: {getattr(exc, 'orig', exc)}") from None
-    finally:
-        engine.dispose()
-    try:
-        store.write_archive(archive_path, dataset.archive)
-    except OSError as exc:
-        raise fail(f"writing the CCS archive to {archive_path} failed: {exc}") from None
-    loaded = time.monotonic()
-    if truth is not None:
-        truth.parent.mkdir(parents=True, exist_ok=True)
-        truth.write_text(json.dumps(dataset.truth, ensure_ascii=False, indent=1, sort_keys=True))
-        truth.chmod(0o600)  # card keys in the truth are PANs, as in CCS itself
-    table = Table("table", "rows", title=f"CCS seeded at {store.safe_url(url)}")
-    for name, frame in dataset.tables.items():
-        table.add_row(name, f"{frame.height:,}")
-    table.add_row(f"archive files in {archive_path}", f"{len(dataset.archive):,}")
-    console.print(table)
-    console.print(
-        f"generated in {generated - started:.1f}s, loaded in {loaded - generated:.1f}s; "
-        f"as-of {as_of_date}, seed {seed}, defect rate {defect_rate}"
-        + (f"; truth in {truth}" if truth else "")
-    )
 
 
 # ----------------------------------------------------------------------------------- migrate

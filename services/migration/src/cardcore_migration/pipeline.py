@@ -43,12 +43,12 @@ import sqlalchemy as sa
 
 from cardcore_kernel.pan import PanVault, mask_pan
 from cardcore_kernel.sharding import BUCKET_COUNT, BucketMap, bucket_of
+from cardcore_legacy.ccs.store import safe_url
 from cardcore_migration.adapters import archive
 from cardcore_migration.adapters import source as ccs
 from cardcore_migration.adapters.control import ControlRepository, now
 from cardcore_migration.cdc.source import snapshot
 from cardcore_migration.domain import rules
-from cardcore_migration.legacy.store import safe_url
 from cardcore_migration.sinks import Sink
 
 PHASES: dict[int, tuple[str, ...]] = {

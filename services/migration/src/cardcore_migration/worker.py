@@ -36,10 +36,10 @@ from prometheus_client import Counter, Histogram, start_http_server
 
 from cardcore_kernel.db import bucket_map, control_engine
 from cardcore_kernel.pan import PanVault
+from cardcore_legacy.ccs.store import legacy_engine
 from cardcore_migration import pipeline
 from cardcore_migration.adapters.control import ControlRepository
 from cardcore_migration.config import MigrationSettings, get_migration_settings
-from cardcore_migration.legacy.store import legacy_engine
 from cardcore_migration.sinks import ApplySink, DryRunSink
 
 QUEUE = "cardcore-migration"

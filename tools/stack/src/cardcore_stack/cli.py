@@ -33,7 +33,10 @@ def register(app: typer.Typer) -> None:
 
     @app.command("demo")
     def demo(api_key: ApiKeyOption = None, env_file: EnvFileOption = None) -> None:
-        """Start the stack, drive a scripted tour through the gateway, stop; 0 if all passed."""
+        """Start a stack of its own, drive a scripted tour through the gateway, stop; 0 if all ok.
+
+        It runs on fresh embedded databases in <data dir>/demo, deleted at each start; your own
+        stack (the data dir's databases, configured servers) is never touched.
+        """
         use_env_file(env_file)
-        settings = get_settings()
-        raise typer.Exit(run_demo(settings, dev_api_key(settings, api_key)))
+        raise typer.Exit(run_demo(get_settings(), api_key))

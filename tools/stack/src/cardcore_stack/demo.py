@@ -2,12 +2,25 @@
 
 Everything goes through the real processes and the real gateway, exactly as a person would do
 it by hand after `cardcore up`; the command exits 0 only if every step checked out.
+
+Invariants:
+- The demo runs in a stack of its own: embedded databases, broker and dev keys in
+  `<data dir>/demo`, deleted and created afresh at each start (it says so). Its simulated
+  end-of-day days and its migration rehearsal (which drops and re-seeds a CCS and loads it into
+  the card core) therefore always start from nothing, so a second run passes like the first.
+- It never touches the user's own stack: not the embedded files in the data dir that
+  `cardcore up` uses, and not any server named in the settings (CARDCORE_CONTROL_URL,
+  CARDCORE_SHARD_URLS, CARDCORE_REDIS_URL, CARDCORE_BROKER_URL, CCS_URL): every process the demo
+  starts gets an environment with those removed. Only the ports (the service URLs), the
+  shard count and the card BIN carry over.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -22,15 +35,51 @@ from rich.table import Table
 
 from cardcore_kernel.control import BusinessCalendar
 from cardcore_kernel.db import control_engine
-from cardcore_kernel.settings import CardcoreSettings
+from cardcore_kernel.settings import CardcoreSettings, get_settings
 from cardcore_stack.loadtest.command import run_loadtest
 from cardcore_stack.loadtest.command import show as show_loadtest
-from cardcore_stack.processes import stack_processes
+from cardcore_stack.processes import dev_api_key, stack_processes
 from cardcore_stack.runner import wait_ready
 from cardcore_stack.tour import Step, Tour, TourFailed, card_lifecycle
 
 console = Console()
 CARDCORE = [sys.executable, "-m", "cardcore_kernel"]
+DEMO_DIR_NAME = "demo"
+# Every setting of these prefixes is dropped from the demo's environment (the demo is a fixed
+# script on the embedded defaults); only DEMO_CARRIED_OVER is set again from the user's settings.
+SETTING_PREFIXES = ("CARDCORE_", "CCS_", "GATEWAY_")
+DEMO_CARRIED_OVER = {
+    "CARDCORE_ACCOUNTS_URL": "accounts_url",
+    "CARDCORE_LEDGER_URL": "ledger_url",
+    "CARDCORE_GATEWAY_URL": "gateway_url",
+    "CCS_SERVICE_URL": "ccs_service_url",
+    "CARDCORE_SHARD_COUNT": "shards",
+    "CARDCORE_CARD_BIN": "card_bin",
+    "CARDCORE_LOG_LEVEL": "log_level",
+}
+
+
+def demo_environment(settings: CardcoreSettings, environ: dict[str, str]) -> dict[str, str]:
+    """The environment of the demo's own stack, from the user's settings and environment."""
+    env = {k: v for k, v in environ.items() if not k.startswith(SETTING_PREFIXES)}
+    env.update({var: str(getattr(settings, attr)) for var, attr in DEMO_CARRIED_OVER.items()})
+    env["CARDCORE_DATA_DIR"] = str(settings.data_path / DEMO_DIR_NAME)
+    return env
+
+
+def enter_demo_stack(settings: CardcoreSettings) -> CardcoreSettings:
+    """Point this process (and so every process it starts) at a fresh demo stack.
+
+    Deletes `<data dir>/demo` first: everything in it belongs to earlier demo runs.
+    """
+    env = demo_environment(settings, dict(os.environ))
+    demo_dir = Path(env["CARDCORE_DATA_DIR"])
+    shutil.rmtree(demo_dir, ignore_errors=True)
+    demo_dir.mkdir(parents=True)
+    os.environ.clear()
+    os.environ.update(env)
+    get_settings.cache_clear()
+    return get_settings()
 
 
 def _port_in_use(url: str) -> bool:
@@ -187,15 +236,22 @@ def show(title: str, steps: list[Step]) -> None:
     console.print(table)
 
 
-def run_demo(settings: CardcoreSettings, api_key: str) -> int:
+def run_demo(user_settings: CardcoreSettings, explicit_api_key: str | None) -> int:
     busy = [
         p.ready_url
-        for p in stack_processes(settings, api_key)
+        for p in stack_processes(user_settings, "-")
         if p.ready_url and _port_in_use(p.ready_url)
     ]
     if busy:
         console.print(f"[red]ports in use (is a stack already running?):[/] {', '.join(busy)}")
         return 2
+    settings = enter_demo_stack(user_settings)
+    console.print(
+        f"the demo runs a stack of its own on embedded databases in {settings.data_path} "
+        "(deleted and created afresh now); your own stack's data "
+        f"({user_settings.data_path} and any configured servers) is not touched"
+    )
+    api_key = dev_api_key(settings, explicit_api_key)
     log_dir = settings.data_path / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     stack_log, tasks_log = log_dir / "stack.log", log_dir / "demo-tasks.log"

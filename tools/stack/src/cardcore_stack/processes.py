@@ -69,6 +69,14 @@ def dev_api_key(settings: CardcoreSettings, explicit: str | None) -> str:
 
 
 def stack_processes(settings: CardcoreSettings, api_key: str) -> list[StackProcess]:
+    legacy = _installed("cardcore_legacy.api")
+    gateway_env = {
+        "GATEWAY_BOOTSTRAP_KEY": api_key,
+        "GATEWAY_POOL_ACCOUNTS": settings.accounts_url,
+        "GATEWAY_POOL_CORE": settings.ledger_url,
+    }
+    if legacy:  # the legacy CCS's online front serves the gateway's `legacy` pool
+        gateway_env["GATEWAY_POOL_LEGACY"] = settings.ccs_service_url
     processes = [
         StackProcess(
             "accounts",
@@ -84,14 +92,18 @@ def stack_processes(settings: CardcoreSettings, api_key: str) -> list[StackProce
             "gateway",
             _uvicorn("cardcore_gateway.app:app", settings.gateway_url),
             f"{settings.gateway_url}/readyz",
-            env={
-                "GATEWAY_BOOTSTRAP_KEY": api_key,
-                "GATEWAY_POOL_ACCOUNTS": settings.accounts_url,
-                "GATEWAY_POOL_CORE": settings.ledger_url,
-            },
+            env=gateway_env,
         ),
     ]
     cardcore = [sys.executable, "-m", "cardcore_kernel"]
+    if legacy:  # `cardcore legacy serve` at CCS_SERVICE_URL
+        processes.append(
+            StackProcess(
+                "legacy-ccs",
+                [*cardcore, "legacy", "serve"],
+                f"{settings.ccs_service_url}/readyz",
+            )
+        )
     if _installed("cardcore_migration.worker"):
         processes.append(
             StackProcess("migration-worker", [*cardcore, "migrate", "worker", "--concurrency", "2"])

@@ -31,7 +31,7 @@ from cardcore_accounts.services import AccountsService, IssuedCard
 from cardcore_accounts.tables import outbox
 from cardcore_kernel.control import BusinessCalendar, PanDirectory
 from cardcore_kernel.db import ShardSet, bucket_map, control_engine
-from cardcore_kernel.errors import error_body
+from cardcore_kernel.errors import error_body, error_responses
 from cardcore_kernel.money import parse_yuan, yuan
 from cardcore_kernel.pan import PanVault
 from cardcore_kernel.service import create_service_app
@@ -113,12 +113,6 @@ Service = Annotated[AccountsService, Depends(get_service)]
 # Wire types
 
 
-def _reject_float(value: Any) -> Any:
-    if isinstance(value, float):
-        raise ValueError('must be a decimal string such as "0.000500", not a float')
-    return value
-
-
 YuanAmount = Annotated[
     int,
     BeforeValidator(parse_yuan),
@@ -126,7 +120,7 @@ YuanAmount = Annotated[
 ]
 DailyRate = Annotated[
     Decimal,
-    BeforeValidator(lambda value: domain.parse_daily_rate(_reject_float(value))),
+    BeforeValidator(domain.parse_daily_rate),
     WithJsonSchema({"type": "string", "examples": ["0.000500"]}),
 ]
 CashLimitPct = Annotated[int, Field(ge=0, le=100)]
@@ -287,24 +281,34 @@ def _new_card_out(issued: IssuedCard) -> NewCardOut:
 
 # ---------------------------------------------------------------------------------------------
 # Routes
+#
+# Every route declares the error statuses it can answer (all in the error JSON), so the OpenAPI
+# is honest: 400 a body that cannot be read, 404 an unknown id, 409 a state conflict, 422 invalid
+# input. tests/test_fuzz_openapi.py holds the document to it.
+
+READ = error_responses(404, 422)
+CREATE = error_responses(400, 422)
+CREATE_FOR = error_responses(400, 404, 409, 422)
+CHANGE = error_responses(404, 409, 422)
+CHANGE_WITH_BODY = error_responses(400, 404, 409, 422)
 
 customers_router = APIRouter(prefix="/v1/customers", tags=["customers"])
 accounts_router = APIRouter(prefix="/v1/accounts", tags=["accounts"])
 cards_router = APIRouter(prefix="/v1/cards", tags=["cards"])
 
 
-@customers_router.post("", status_code=201)
+@customers_router.post("", status_code=201, responses=CREATE)
 def create_customer(body: CustomerIn, service: Service) -> CustomerOut:
     customer = service.create_customer(body.name, body.id_type, body.id_number, body.mobile)
     return _customer_out(customer)
 
 
-@customers_router.get("/{customer_id}")
+@customers_router.get("/{customer_id}", responses=READ)
 def get_customer(customer_id: str, service: Service) -> CustomerOut:
     return _customer_out(service.get_customer(customer_id))
 
 
-@accounts_router.post("", status_code=201)
+@accounts_router.post("", status_code=201, responses=CREATE_FOR)
 def open_account(body: AccountIn, service: Service) -> AccountOut:
     account = service.open_account(
         body.customer_id,
@@ -317,35 +321,35 @@ def open_account(body: AccountIn, service: Service) -> AccountOut:
     return _account_out(account)
 
 
-@accounts_router.get("/{account_id}")
+@accounts_router.get("/{account_id}", responses=READ)
 def get_account(account_id: str, service: Service) -> AccountOut:
     return _account_out(service.get_account(account_id))
 
 
-@accounts_router.patch("/{account_id}")
+@accounts_router.patch("/{account_id}", responses=CHANGE_WITH_BODY)
 def change_account_limits(account_id: str, body: AccountPatch, service: Service) -> AccountOut:
     return _account_out(
         service.change_account_limits(account_id, body.credit_limit, body.cash_limit_pct)
     )
 
 
-@accounts_router.post("/{account_id}/freeze")
+@accounts_router.post("/{account_id}/freeze", responses=CHANGE)
 def freeze_account(account_id: str, service: Service) -> AccountOut:
     return _account_out(service.change_account_status(account_id, "freeze"))
 
 
-@accounts_router.post("/{account_id}/unfreeze")
+@accounts_router.post("/{account_id}/unfreeze", responses=CHANGE)
 def unfreeze_account(account_id: str, service: Service) -> AccountOut:
     return _account_out(service.change_account_status(account_id, "unfreeze"))
 
 
-@accounts_router.post("/{account_id}/close")
+@accounts_router.post("/{account_id}/close", responses=CHANGE)
 def close_account(account_id: str, service: Service) -> AccountOut:
     """Close the account and every card on it."""
     return _account_out(service.change_account_status(account_id, "close"))
 
 
-@cards_router.post("", status_code=201)
+@cards_router.post("", status_code=201, responses=CREATE_FOR)
 def issue_card(body: CardIn, service: Service, response: Response) -> NewCardOut:
     """Issue an inactive card; the response carries the clear PAN, which is never shown again."""
     issued = service.issue_card(body.account_id, body.holder_customer_id, body.role)
@@ -353,7 +357,7 @@ def issue_card(body: CardIn, service: Service, response: Response) -> NewCardOut
     return _new_card_out(issued)
 
 
-@cards_router.get("/{card_id}")
+@cards_router.get("/{card_id}", responses=READ)
 def get_card(card_id: str, service: Service) -> CardOut:
     return CardOut(**_card_fields(service, service.get_card(card_id)))
 
@@ -368,6 +372,7 @@ def _card_action(action: str, summary: str) -> None:
         change,
         methods=["POST"],
         response_model=CardOut,
+        responses=CHANGE,
         summary=summary,
         name=f"{action}_card",
     )
@@ -379,7 +384,7 @@ _card_action("unfreeze", "Unfreeze a frozen card")
 _card_action("close", "Close a card (any state but closed)")
 
 
-@cards_router.post("/{card_id}/report-lost")
+@cards_router.post("/{card_id}/report-lost", responses=CHANGE)
 def report_card_lost(card_id: str, service: Service, response: Response) -> LostCardOut:
     """Mark the card lost and issue its replacement (same account, holder and role, new PAN)."""
     report = service.report_lost(card_id)

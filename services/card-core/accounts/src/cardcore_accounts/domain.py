@@ -1,7 +1,7 @@
 """The accounts domain: customer identity rules, account and card lifecycles, state events.
 
-Pure Python (no database, no I/O; only the kernel's pure money formatting) so every rule here
-is unit-testable in microseconds:
+Pure Python (no database, no I/O; only the kernel's pure money parsing and formatting) so every
+rule here is unit-testable in microseconds:
 - identity documents: a PRC resident ID carries a GB 11643-1999 check character and the holder's
   birth date; mobiles are normalised to the 11-digit national form (`1` + 10 digits);
 - the account and card state machines: each lifecycle action names the states it may start from
@@ -16,10 +16,10 @@ import datetime as dt
 import re
 import unicodedata
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any, Final
 
-from cardcore_kernel.money import yuan
+from cardcore_kernel.money import AmountError, parse_exact_decimal, yuan
 
 ID_TYPES: Final = ("resident_id", "passport", "hk_macau_pass", "taiwan_pass", "other")
 PRODUCTS: Final = ("classic", "gold", "platinum")
@@ -150,19 +150,18 @@ def normalize_mobile(value: str | None) -> str | None:
 # Account terms
 
 
-def parse_daily_rate(value: str | Decimal | None) -> Decimal:
-    """A daily interest rate as an exact Decimal in [0, 1) with at most 6 decimals."""
+def parse_daily_rate(value: object) -> Decimal:
+    """A daily interest rate as an exact Decimal in [0, 1) with at most 6 decimals.
+
+    Absent (None) means the default; anything but a decimal string, an integer or a Decimal is a
+    DomainError naming `daily_rate` (floats, booleans, objects, arrays: never a TypeError).
+    """
     if value is None:
         return DEFAULT_DAILY_RATE
     try:
-        rate = Decimal(value.strip()) if isinstance(value, str) else Decimal(value)
-    except InvalidOperation:
-        raise DomainError("daily_rate", "is not a decimal number") from None
-    if not rate.is_finite():
-        raise DomainError("daily_rate", "is not a finite number")
-    exponent = rate.as_tuple().exponent
-    if isinstance(exponent, int) and exponent < -DAILY_RATE_PLACES:
-        raise DomainError("daily_rate", f"has more than {DAILY_RATE_PLACES} decimals")
+        rate = parse_exact_decimal(value, places=DAILY_RATE_PLACES, example="0.000500")
+    except AmountError as exc:
+        raise DomainError("daily_rate", str(exc)) from None
     if not Decimal(0) <= rate < Decimal(1):
         raise DomainError("daily_rate", "must be at least 0 and below 1")
     return rate.quantize(Decimal(1).scaleb(-DAILY_RATE_PLACES))

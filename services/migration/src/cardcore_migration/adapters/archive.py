@@ -21,28 +21,25 @@ from pathlib import Path
 import polars as pl
 
 from cardcore_copybook import (
-    Copybook,
     FieldType,
     Record,
     RecordDecodeError,
     RecordDecoder,
     RecordStream,
-    RecordTypeRule,
     copybook_fields,
-    packaged_copybook,
-    parse_copybook,
 )
 from cardcore_kernel.money import yuan
-
-RECORD_LENGTH = 160
-CODEPAGE = "cp037"
-HEADER, DETAIL, TRAILER = "H", "D", "T"
-RECORD_TYPES = (
-    RecordTypeRule("TA-REC-TYPE", HEADER, "TA-HEADER"),
-    RecordTypeRule("TA-REC-TYPE", DETAIL, "TA-DETAIL"),
-    RecordTypeRule("TA-REC-TYPE", TRAILER, "TA-TRAILER"),
+from cardcore_legacy.ccs.archive_format import (
+    CODEPAGE,
+    DETAIL_TYPE_BYTE,
+    HEADER,
+    RECORD_LENGTH,
+    RECORD_TYPES,
+    TRAILER,
+    archive_copybook,
 )
-DETAIL_TYPE_BYTE = DETAIL.encode(CODEPAGE)
+
+# The file format is the CCS contract's (cardcore_legacy.ccs.archive_format); this module reads it.
 # The spec allows sign nibbles C, D and F only; the decoder also accepts IBM's A, B and E.
 SIGN_NIBBLES = (0xC, 0xD, 0xF)
 PACKED_SIGN_OK = bytes(b for b in range(256) if b & 0x0F in SIGN_NIBBLES)
@@ -63,11 +60,6 @@ TRANSACTION_SCHEMA: dict[str, pl.DataType] = {
     "AUTH_CD": pl.String(),
     "REF_NO": pl.String(),
 }
-
-
-@cache
-def archive_copybook() -> Copybook:
-    return parse_copybook(packaged_copybook("ccs_txn_archive"))
 
 
 @cache

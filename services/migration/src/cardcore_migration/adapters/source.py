@@ -21,7 +21,7 @@ import connectorx
 import polars as pl
 import sqlalchemy as sa
 
-from cardcore_migration.legacy.schema import MONEY_COLUMNS, RATE_COLUMNS, TABLES
+from cardcore_legacy.ccs.schema import MONEY_COLUMNS, RATE_COLUMNS, TABLES
 
 BATCH_ROWS = 50_000
 

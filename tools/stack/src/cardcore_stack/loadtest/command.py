@@ -1,4 +1,5 @@
-"""`cardcore loadtest`: issue test cards, run Locust headless, then the invariant check.
+"""`cardcore loadtest`: issue test cards (or take CCS's, `--cards-from legacy`), run Locust
+headless, then the invariant check.
 
 Prints RPS and p50/p95/p99 per endpoint, errors by status, and the invariants pass/fail; exits
 non-zero if any invariant failed (speed is reported, never judged here: that is the benchmark's).
@@ -25,7 +26,7 @@ from rich.console import Console
 from rich.table import Table
 
 from cardcore_kernel.settings import CardcoreSettings, get_settings
-from cardcore_stack.loadtest import invariants
+from cardcore_stack.loadtest import invariants, legacy
 from cardcore_stack.processes import dev_api_key
 
 console = Console()
@@ -156,13 +157,18 @@ def run_loadtest(
     report: Path,
     cards: int,
     logs: list[Path] | None = None,
+    cards_from: str = "issue",
 ) -> LoadTestResult:
-    """Issue test cards, run Locust into `report`, then `verify` it."""
+    """Issue test cards (or read CCS's), run Locust into `report`, then `verify` it."""
     report.mkdir(parents=True, exist_ok=True)
-    with httpx.Client(
-        base_url=host, headers={"Authorization": f"Bearer {api_key}"}, timeout=30
-    ) as client:
-        issued = issue_cards(client, cards, seed=len(os.listdir(report)))
+    (report / legacy.START_FILE).unlink(missing_ok=True)
+    if cards_from == "legacy":
+        issued = legacy.legacy_cards(settings, cards, len(os.listdir(report)), report)
+    else:
+        with httpx.Client(
+            base_url=host, headers={"Authorization": f"Bearer {api_key}"}, timeout=30
+        ) as client:
+            issued = issue_cards(client, cards, seed=len(os.listdir(report)))
     cards_file = report / CARDS_FILE  # holds test PANs: private to the operator
     cards_file.write_text(json.dumps(issued))
     cards_file.chmod(0o600)
@@ -194,6 +200,7 @@ def verify(settings: CardcoreSettings, report: Path, logs: list[Path]) -> LoadTe
     )
     account_ids = {card["account_id"] for card in issued}
     pans = [card["pan"] for card in issued]
+    from_legacy = (report / legacy.START_FILE).exists()
     total = next((s for s in stats if s["Name"] == "Aggregated"), None)
     checks = [
         invariants.Check(
@@ -202,8 +209,15 @@ def verify(settings: CardcoreSettings, report: Path, logs: list[Path]) -> LoadTe
             f"{total['Request Count'] if total else 0} requests",
         ),
         invariants.Check("zero 5xx", server_errors == 0, f"{server_errors} server errors"),
-        invariants.check_approvals(settings, journal, account_ids),
-        invariants.check_limits(settings, account_ids),
+    ]
+    if from_legacy:  # the cards' accounts live in CCS: CCS's invariants for them
+        checks += legacy.legacy_checks(settings, journal, issued)
+    else:
+        checks += [
+            invariants.check_approvals(settings, journal, account_ids),
+            invariants.check_limits(settings, account_ids),
+        ]
+    checks += [
         invariants.check_journal(settings),
         invariants.check_holds(settings),
         invariants.check_no_clear_pan(settings, pans, [settings.data_path / "logs", report, *logs]),
@@ -246,6 +260,14 @@ def register(app: typer.Typer) -> None:
         host: Annotated[str | None, typer.Option("--host", help="Gateway URL.")] = None,
         report: Annotated[Path | None, typer.Option("--report", help="Report directory.")] = None,
         cards: Annotated[int, typer.Option("--cards", min=1, help="Test cards to issue.")] = 40,
+        cards_from: Annotated[
+            str,
+            typer.Option(
+                "--cards-from",
+                help="issue: new cards through the gateway; legacy: CCS's own cards "
+                "(after `cardcore cutover init`), with CCS's invariants checked too.",
+            ),
+        ] = "issue",
         api_key: Annotated[
             str | None, typer.Option("--api-key", envvar="GATEWAY_BOOTSTRAP_KEY")
         ] = None,
@@ -267,6 +289,9 @@ def register(app: typer.Typer) -> None:
         ] = False,
     ) -> None:
         """Locust through the gateway, then the invariant check; non-zero exit if one fails."""
+        if cards_from not in ("issue", "legacy"):
+            console.print(f"[red]--cards-from: issue or legacy, not[/] {cards_from!r}")
+            raise typer.Exit(2)
         if not re.fullmatch(r"\d+[smh]?", duration):
             console.print(f"[red]--duration: not a duration like 60s or 2m:[/] {duration}")
             raise typer.Exit(2)
@@ -291,6 +316,7 @@ def register(app: typer.Typer) -> None:
                     report_dir,
                     cards,
                     logs,
+                    cards_from,
                 )
         except RuntimeError as exc:
             console.print(f"[red]load test failed before its check:[/] {exc}")

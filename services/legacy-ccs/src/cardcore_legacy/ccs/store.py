@@ -17,8 +17,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 from cardcore_kernel.db import ensure_database, is_sqlite
-from cardcore_migration.legacy.archive import EXTRACT_PREFIX
-from cardcore_migration.legacy.schema import MONEY_COLUMNS, RATE_COLUMNS, TABLES, metadata
+from cardcore_legacy.ccs.archive_format import EXTRACT_PREFIX
+from cardcore_legacy.ccs.schema import MONEY_COLUMNS, RATE_COLUMNS, TABLES, metadata
 
 LOAD_ORDER = ("CCS_CUST", "CCS_ACCT", "CCS_CARD", "CCS_TXN", "CCS_AUTH", "CCS_STMT")
 

@@ -10,13 +10,16 @@ which record it broke and how - combined under the spec's precedence (X01 alone 
 is rejected; the first REJECT in the spec's order; every FIX and WARN). Only the relational
 codes (C06, T06 and the parent look-ups) are derived from the generated keys themselves, since
 a partner or a parent is a property of the whole data set, not of one injection.
+
+Why one ~900-line module: the six tables are drawn by one `Generator` whose methods share its
+random streams and the state each table leaves for the next (customers → accounts → cards →
+transactions → holds → statements); splitting it would pass that state between modules without
+making any part testable alone. What the archive shares with it lives in `columns`.
 """
 
 from __future__ import annotations
 
-import array
 import datetime as dt
-import itertools
 import random
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,31 +27,28 @@ from typing import Any
 import polars as pl
 
 from cardcore_kernel.money import yuan
-from cardcore_kernel.pan import luhn_check_digit
-from cardcore_migration.domain.codes import ENTITIES, is_reject
-from cardcore_migration.legacy import names
-from cardcore_migration.legacy.archive import Archive, build_archive
+from cardcore_legacy.ccs.rules import ENTITIES, is_reject
+from cardcore_legacy.seed import names
+from cardcore_legacy.seed.archive import Archive, build_archive
+from cardcore_legacy.seed.columns import (
+    FOREIGN_BIN,
+    HISTORY_DAYS,
+    card_level_columns,
+    code_and_date_defects,
+    column_flags,
+    in_posting_order,
+    uniform,
+    with_txn_mix,
+)
+from cardcore_legacy.seed.columns import (
+    pan as new_pan,
+)
 
 ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 ID_CHECK_CHARS = "10X98765432"
-FOREIGN_BIN = "621700"  # not the issuer's BIN: PANs that are nowhere in CCS_CARD
-HISTORY_DAYS = 395  # about 13 months of online history
 TXN_SEQ_BASE = 10_000_000  # archive TD-TXN-SEQ values stay below this
 AUTH_ID_BASE = 50_000_000
 TRUTH_COLUMNS = ("ACCT_NO", "CARD_NO", "REF_NO", "i_T01", "i_T02", "i_T03", "i_T04", "i_T05")
-
-TXN_MIX = (  # code, D/C, share, min fen, max fen, card-level
-    ("1000", "D", 0.62, 1_000, 500_000, True),
-    ("1010", "D", 0.03, 50_000, 300_000, True),
-    ("1100", "C", 0.03, 1_000, 100_000, True),
-    ("2000", "C", 0.12, 10_000, 2_000_000, False),
-    ("3000", "D", 0.01, 20_000, 20_001, False),
-    ("3010", "D", 0.02, 5_000, 5_001, False),
-    ("3020", "D", 0.01, 1_000, 3_000, False),
-    ("4000", "D", 0.12, 100, 20_000, False),
-    ("5000", "C", 0.02, 100, 10_000, False),
-    ("5010", "D", 0.02, 100, 10_000, False),
-)
 
 
 @dataclass
@@ -68,112 +68,12 @@ def ymd(day: dt.date) -> str:
     return day.strftime("%Y%m%d")
 
 
-def _uniform(rng: random.Random, n: int) -> pl.Series:
-    """n uniform draws in [0, 1) as a column (fast: one randbytes call)."""
-    raw = array.array("I")
-    raw.frombytes(rng.randbytes(4 * n))
-    return pl.Series(raw, dtype=pl.UInt32).cast(pl.Float64) / 4_294_967_296.0
-
-
 def _flags(rng: random.Random, n: int, rate: float) -> list[bool]:
     """Independent Bernoulli(rate) flags, at least one set (so every defect class occurs)."""
     flags = [rng.random() < rate for _ in range(n)]
     if n and not any(flags):
         flags[rng.randrange(n)] = True
     return flags
-
-
-def _column_flags(u: pl.Series, rate: float) -> pl.Series:
-    return (u < rate) | (u == u.min())
-
-
-def code_and_date_defects() -> list[pl.Expr]:
-    """T01-T04 where their `i_T0n` flag says: unknown code, contradicting D/C flag, foreign
-    currency, an unreal date or a POST_DT before TXN_DT (`u_var` picks which)."""
-    return [
-        pl.when("i_T01").then(pl.lit("9999")).otherwise("TXN_CD").alias("TXN_CD"),
-        pl.when("i_T02")
-        .then(pl.when(pl.col("DC_FLG") == "D").then(pl.lit("C")).otherwise(pl.lit("D")))
-        .otherwise("DC_FLG")
-        .alias("DC_FLG"),
-        pl.when("i_T03").then(pl.lit("840")).otherwise("CCY_CD").alias("CCY_CD"),
-        pl.when(pl.col("i_T04") & (pl.col("u_var") < 0.4))
-        .then(pl.format("{}0231", pl.col("txn_day").dt.year()))
-        .otherwise("TXN_DT")
-        .alias("TXN_DT"),
-        pl.when(pl.col("i_T04") & (pl.col("u_var") >= 0.4) & (pl.col("u_var") < 0.7))
-        .then((pl.col("txn_day") - pl.duration(days=1)).dt.strftime("%Y%m%d"))
-        .when(pl.col("i_T04") & (pl.col("u_var") >= 0.7))
-        .then(pl.lit("00000000"))
-        .otherwise("POST_DT")
-        .alias("POST_DT"),
-    ]
-
-
-def with_txn_mix(frame: pl.DataFrame) -> pl.DataFrame:
-    """Each row's transaction code drawn from `u_code` by TXN_MIX's shares, with its D/C flag,
-    whether it is card-level, and TXN_AMT drawn from `u_amt` in the code's range (small amounts
-    likelier)."""
-    mix = pl.DataFrame(
-        {
-            "TXN_CD": [m[0] for m in TXN_MIX],
-            "DC_FLG": [m[1] for m in TXN_MIX],
-            "lo": [m[3] for m in TXN_MIX],
-            "hi": [m[4] for m in TXN_MIX],
-            "card_level": [m[5] for m in TXN_MIX],
-            "k": list(range(len(TXN_MIX))),
-        }
-    )
-    bounds = list(itertools.accumulate(entry[2] for entry in TXN_MIX[:-1]))
-    amount = pl.col("lo") + (pl.col("u_amt") ** 3 * (pl.col("hi") - pl.col("lo"))).floor()
-    return (
-        frame.with_columns(
-            pl.lit(pl.Series(bounds))
-            .search_sorted(pl.col("u_code"), side="right")
-            .cast(pl.Int64)
-            .alias("k")
-        )
-        .join(mix, on="k", how="left")
-        .with_columns(amount.cast(pl.Int64).alias("TXN_AMT"))
-    )
-
-
-def in_posting_order(frame: pl.DataFrame, last_day: dt.date) -> pl.DataFrame:
-    """Transactions with their posting day (0-2 days later, never after `last_day`), sorted by
-    it and numbered (`r`): what TXN_SEQ follows, in CCS_TXN and in the archive alike."""
-    return (
-        frame.with_columns(
-            pl.min_horizontal(
-                pl.col("txn_day") + pl.duration(days=(pl.col("u_post") * 3).floor().cast(pl.Int64)),
-                pl.lit(last_day),
-            ).alias("post_day")
-        )
-        .sort(["post_day", "txn_day", "secs", "a"], maintain_order=True)
-        .with_row_index("r")
-    )
-
-
-def card_level_columns(seq_base: int, seed: int) -> list[pl.Expr]:
-    """TXN_SEQ (`seq_base` + row number) and what only a card-level transaction has - a card of
-    its account, MCC, merchant, auth code - blank for the others."""
-    card_level = pl.col("card_level")
-    return [
-        (pl.col("r") + seq_base).cast(pl.Int64).alias("TXN_SEQ"),
-        pl.when(card_level)
-        .then(
-            pl.col("cards").list.get(
-                (pl.col("u_card") * pl.col("cards").list.len()).floor().cast(pl.Int64)
-            )
-        )
-        .otherwise(pl.lit(""))
-        .alias("CARD_NO"),
-        pl.when(card_level).then(pl.col("MCC")).otherwise(pl.lit("")).alias("MCC"),
-        pl.when(card_level).then(pl.col("MER_NM")).otherwise(pl.lit("")).alias("MER_NM"),
-        pl.when(card_level)
-        .then(((pl.col("r") * 7919 + seed) % 1_000_000).cast(pl.String).str.zfill(6))
-        .otherwise(pl.lit(""))
-        .alias("AUTH_CD"),
-    ]
 
 
 class Generator:
@@ -505,10 +405,6 @@ class Generator:
 
     # ----------------------------------------------------------------------------------- cards
 
-    def _pan(self, rng: random.Random, card_bin: str, length: int) -> str:
-        body = card_bin + "".join(str(rng.randrange(10)) for _ in range(length - len(card_bin) - 1))
-        return body + luhn_check_digit(body)
-
     def cards(self, card_bin: str) -> pl.DataFrame:
         rng = self.rng("cards")
         plan: list[tuple[str, str, str]] = []  # account, owner, role
@@ -528,7 +424,7 @@ class Generator:
         as_of_month = self.as_of.year * 12 + self.as_of.month - 1
         for i, (acct_no, holder, role) in enumerate(plan):
             while True:
-                pan = self._pan(rng, card_bin, 19 if rng.random() < 0.1 else 16)
+                pan = new_pan(rng, card_bin, 19 if rng.random() < 0.1 else 16)
                 if inject["K01"][i]:
                     variant = rng.randrange(3)
                     if variant == 0:
@@ -640,7 +536,7 @@ class Generator:
         index = accounts.select(pl.col("a").repeat_by("n")).explode("a")
         n = index.height
         draws = {
-            k: _uniform(rng, n)
+            k: uniform(rng, n)
             for k in ("code", "day", "post", "amt", "time", "card", "mer", "ref", "var")
         }
         frame = index.join(accounts, on="a", how="left").with_columns(
@@ -678,10 +574,10 @@ class Generator:
         )
         # defects, one independent draw each
         inject = {
-            c: _column_flags(_uniform(rng, n), self.rate)
+            c: column_flags(uniform(rng, n), self.rate)
             for c in ("T01", "T02", "T03", "T04", "T05", "T06")
         }
-        unknown_card = _column_flags(_uniform(rng, n), self.rate / 2)
+        unknown_card = column_flags(uniform(rng, n), self.rate / 2)
         frame = frame.with_columns(
             **{f"i_{c}": s for c, s in inject.items()}, i_unknown=unknown_card
         )
@@ -703,7 +599,7 @@ class Generator:
         )
         unknown_rows = frame.filter(pl.col("i_unknown") & pl.col("card_level"))["r"].to_list()
         foreign = pl.DataFrame(
-            {"r": unknown_rows, "foreign": [self._pan(rng, FOREIGN_BIN, 16) for _ in unknown_rows]},
+            {"r": unknown_rows, "foreign": [new_pan(rng, FOREIGN_BIN, 16) for _ in unknown_rows]},
             schema={"r": pl.UInt32, "foreign": pl.String},
         )
         frame = frame.join(foreign, on="r", how="left").with_columns(
@@ -782,7 +678,7 @@ class Generator:
                 if rng.random() < 0.5:
                     auth_acct = f"97{rng.randrange(10**14):014d}"
                 else:
-                    auth_card = self._pan(rng, FOREIGN_BIN, 16)
+                    auth_card = new_pan(rng, FOREIGN_BIN, 16)
             if inject["H02"][i]:
                 status = "O"
                 expires = self.as_of - dt.timedelta(days=rng.randint(1, 5))
@@ -857,8 +753,8 @@ class Generator:
         )
         frame = frame.sort(["ACCT_NO", "stmt_day"])
         n = frame.height
-        u_bal, u_flag, u_debit, u_credit = (_uniform(rng, n) for _ in range(4))
-        s01 = _column_flags(_uniform(rng, n), self.rate)
+        u_bal, u_flag, u_debit, u_credit = (uniform(rng, n) for _ in range(4))
+        s01 = column_flags(uniform(rng, n), self.rate)
         frame = (
             frame.with_row_index("r")
             .with_columns(

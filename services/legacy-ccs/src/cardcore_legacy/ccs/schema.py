@@ -3,8 +3,9 @@
 On MariaDB every table is `ENGINE=InnoDB DEFAULT CHARSET=gbk`; on SQLite the same declared
 types give the equivalent affinities (CHAR/VARCHAR text, DECIMAL numeric, TINYINT/BIGINT
 integer). The secondary indexes on the account number are what CCS would have for its own
-per-account screens; the migration's chunks read transactions, cards and statements by
-account-number range through them.
+per-account screens and its online front (an authorization sums the account's open CCS_AUTH
+holds); the migration's chunks read transactions, cards and statements by account-number range
+through them.
 """
 
 from __future__ import annotations
@@ -107,7 +108,7 @@ ccs_auth = sa.Table(
     metadata,
     sa.Column("AUTH_ID", sa.BigInteger, primary_key=True, autoincrement=False),
     sa.Column("CARD_NO", sa.CHAR(19)),
-    sa.Column("ACCT_NO", sa.CHAR(16)),
+    sa.Column("ACCT_NO", sa.CHAR(16), index=True),
     sa.Column("AUTH_CD", sa.CHAR(6)),
     sa.Column("AUTH_AMT", money()),
     sa.Column("AUTH_DT", sa.CHAR(8)),

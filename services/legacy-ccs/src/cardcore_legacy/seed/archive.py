@@ -19,25 +19,34 @@ import datetime as dt
 import random
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import polars as pl
 
 from cardcore_copybook import encode_record
-from cardcore_migration.adapters.archive import (
+from cardcore_legacy.ccs.archive_format import (
     CODEPAGE,
     DETAIL_TYPE_BYTE,
+    EXTRACT_PREFIX,
     RECORD_LENGTH,
     archive_copybook,
 )
-from cardcore_migration.legacy import names
-
-if TYPE_CHECKING:
-    from cardcore_migration.legacy.generator import Generator
+from cardcore_legacy.seed import names
+from cardcore_legacy.seed.columns import (
+    FOREIGN_BIN,
+    HISTORY_DAYS,
+    SeedAccounts,
+    card_level_columns,
+    code_and_date_defects,
+    column_flags,
+    in_posting_order,
+    pan,
+    uniform,
+    with_txn_mix,
+)
 
 ARCHIVE_DAYS = 728  # 104 weekly extracts before the online history
 EXTRACT_DAYS = 7
-EXTRACT_PREFIX = "CCS.TXNARCH.W"
 SYSTEM_ID = "CCSPROD"
 ARCHIVE_SEQ_BASE = 1  # archive TD-TXN-SEQ values are below every CCS_TXN.TXN_SEQ
 F01_CAUSES = (
@@ -74,17 +83,15 @@ class Archive:
     valid_details: pl.DataFrame  # TRUTH_KEYS of the details of valid files
 
 
-def build_archive(gen: Generator, ccs_txn: pl.DataFrame) -> Archive:
+def build_archive(gen: SeedAccounts, ccs_txn: pl.DataFrame) -> Archive:
     """The archive files of `gen`'s accounts; `ccs_txn` (the online history) gives T06 partners."""
-    from cardcore_migration.legacy.generator import FOREIGN_BIN, HISTORY_DAYS, _column_flags
-
     rng = gen.rng("archive")
     last_day = gen.as_of - dt.timedelta(days=HISTORY_DAYS + 1)
     first_day = last_day - dt.timedelta(days=ARCHIVE_DAYS - 1)
-    details = _details(gen, rng, ccs_txn, first_day, last_day, _column_flags)
+    details = _details(gen, rng, ccs_txn, first_day, last_day)
     unknown = details.filter(pl.col("i_unknown") & (pl.col("CARD_NO") != ""))["r"].to_list()
     foreign = pl.DataFrame(
-        {"r": unknown, "foreign": [gen._pan(rng, FOREIGN_BIN, 16) for _ in unknown]},
+        {"r": unknown, "foreign": [pan(rng, FOREIGN_BIN, 16) for _ in unknown]},
         schema={"r": pl.UInt32, "foreign": pl.String},
     )
     details = details.join(foreign, on="r", how="left").with_columns(
@@ -142,22 +149,13 @@ def build_archive(gen: Generator, ccs_txn: pl.DataFrame) -> Archive:
 
 
 def _details(
-    gen: Generator,
+    gen: SeedAccounts,
     rng: random.Random,
     ccs_txn: pl.DataFrame,
     first_day: dt.date,
     last_day: dt.date,
-    column_flags: Any,
 ) -> pl.DataFrame:
     """The archived transactions (CCS_TXN columns, vectorised), defects T01-T06 injected."""
-    from cardcore_migration.legacy.generator import (
-        _uniform,
-        card_level_columns,
-        code_and_date_defects,
-        in_posting_order,
-        with_txn_mix,
-    )
-
     counts = [rng.randint(4, 16) for _ in gen.acct_meta]
     accounts = pl.DataFrame(
         {
@@ -176,7 +174,7 @@ def _details(
     index = accounts.select(pl.col("a").repeat_by("n")).explode("a")
     n = index.height
     draws = {
-        k: _uniform(rng, n) for k in ("code", "day", "post", "amt", "time", "card", "mer", "var")
+        k: uniform(rng, n) for k in ("code", "day", "post", "amt", "time", "card", "mer", "var")
     }
     frame = index.join(accounts, on="a", how="left").with_columns(
         **{f"u_{k}": v for k, v in draws.items()}
@@ -226,12 +224,12 @@ def _details(
         .join(online_refs, on="ACCT_NO", how="left")
     )
     inject = {
-        c: column_flags(_uniform(rng, n), gen.rate)
+        c: column_flags(uniform(rng, n), gen.rate)
         for c in ("T01", "T02", "T03", "T04", "T05", "T06")
     }
     frame = frame.with_columns(
         **{f"i_{c}": s for c, s in inject.items()},
-        i_unknown=column_flags(_uniform(rng, n), gen.rate / 2),
+        i_unknown=column_flags(uniform(rng, n), gen.rate / 2),
     )
     previous_ref = pl.col("REF_NO").shift(1).over("ACCT_NO", order_by="TXN_SEQ")
     frame = frame.with_columns(
