@@ -7,7 +7,7 @@ per shard), seeds CCS, applies the snapshot, then, in the same run:
 
 1. measures CCS's own commit rate: one writer doing SPEC "Online behaviour" operations by SQL
    (authorizations, clearings, reversals, repayments, card freezes; one transaction each,
-   `cardcore_migration.ccs_online_sql.OnlineMix`) as fast as it can, for a few seconds;
+   `cardcore_legacy.seed.online_sql.OnlineMix`) as fast as it can, for a few seconds;
 2. starts `cardcore migrate sync` and drives CCS at a steady `--load` (70 %) of that rate for
    `--seconds`, while a sampler reads every 20 ms the highest AUTH_ID the core holds: the lag of
    an authorization is the time from its commit in CCS until the core has it;
@@ -37,7 +37,7 @@ from _common import Figure, print_figures, save
 
 from cardcore_kernel.testing import PG_SERVER
 from cardcore_legacy.ccs.store import legacy_engine
-from cardcore_migration.ccs_online_sql import OnlineMix
+from cardcore_legacy.seed.online_sql import OnlineMix
 
 MARIADB_SERVER = os.environ.get("CARDCORE_TEST_MARIADB", "mysql+pymysql://root@127.0.0.1:3306")
 CARDCORE = str(Path(sys.executable).parent / "cardcore")

@@ -15,7 +15,7 @@ from cardcore_kernel.settings import CardcoreSettings
 from cardcore_ledger import tables as led
 from cardcore_legacy.ccs.schema import TABLES
 from cardcore_legacy.ccs.store import legacy_engine
-from cardcore_migration import ccs_online_sql as online
+from cardcore_legacy.seed import online_sql as online
 from cardcore_migration.domain.codes import RULE_BY_CODE
 
 AS_OF = "2026-11-25"

@@ -28,8 +28,9 @@ from cardcore_accounts import tables as acc
 from cardcore_kernel.db import ShardSet
 from cardcore_kernel.sharding import BUCKET_COUNT
 from cardcore_ledger import tables as led
+from cardcore_legacy.ccs import changelog as ccs_changelog
 from cardcore_legacy.ccs.schema import TABLES
-from cardcore_migration import ccs_changelog, pipeline
+from cardcore_migration import pipeline
 from cardcore_migration.adapters import source as ccs
 from cardcore_migration.cdc.source import is_mariadb, ordinal
 from cardcore_migration.domain import target

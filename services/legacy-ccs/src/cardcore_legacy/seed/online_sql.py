@@ -1,7 +1,7 @@
 """CCS's online operations as SQL, exactly as SPEC.md "Online behaviour" describes them.
 
-LEGACY SIDE (moves to `cardcore_legacy` with the CCS schema): a scripted stand-in for the
-legacy online front, used by the change-data-capture tests and `bench/cdc.py` to change CCS the
+Test-data side of the legacy system (beside the seed generator): a scripted stand-in for the
+legacy online front at raw SQL speed, used by the change-data-capture tests and `bench/cdc.py` to change CCS the
 way CCS itself does - one database transaction per operation, `UPD_TS` stamped (Asia/Shanghai) on
 every row changed, nothing written for a decline:
 

@@ -1,7 +1,7 @@
 """The embedded (SQLite) CCS's change log: a table beside the CCS tables, filled by triggers.
 
-LEGACY SIDE: this module belongs with the CCS schema (it moves to `cardcore_legacy` when the
-legacy package lands); the migration only reads what it defines.
+Owned by the legacy side with the CCS schema; the migration's change data capture only reads
+what it defines.
 
 MariaDB has its row binlog; SQLite has nothing like it, so every INSERT and UPDATE of the six CCS
 tables (SPEC.md: CCS never deletes) also appends one row to `CCS_CDC_LOG`:
