@@ -7,7 +7,8 @@ images it changed, in order):
   two XID events; its position is the XID's end offset, as an ordinal
   `binlog file number << 32 | offset` (a binlog file never reaches 4 GiB), so it compares with
   one integer and names a resumable place (file + offset) at the same time.
-- SQLite: the trigger-filled `CCS_CDC_LOG` (cardcore_legacy.ccs.changelog); each row is its own position.
+- SQLite: the trigger-filled `CCS_CDC_LOG` (cardcore_legacy.ccs.changelog); each row is its own
+  position.
 
 Positions are always commit boundaries: a stream resumed at one never starts inside a
 transaction. `snapshot` reads the watermarks of a run and the position in ONE consistent read,
