@@ -2,8 +2,8 @@
 
 Test-data side of the legacy system (beside the seed generator): a scripted stand-in for the
 legacy online front at raw SQL speed, used by the change-data-capture tests and `bench/cdc.py`
-to change CCS the way CCS itself does - one database transaction per operation, `UPD_TS` stamped (Asia/Shanghai) on
-every row changed, nothing written for a decline:
+to change CCS the way CCS itself does - one database transaction per operation, `UPD_TS`
+stamped (Asia/Shanghai) on every row changed, nothing written for a decline:
 
 - authorize: INSERT CCS_AUTH (next AUTH_ID, new AUTH_CD, `O`, EXP_DT = AUTH_DT + 7 days);
 - reverse: full → AUTH_STS `R`; partial → AUTH_AMT reduced, still `O`;
