@@ -25,7 +25,7 @@ def _as_postgres(command: list[str]) -> list[str]:
 
 
 class PgCluster:
-    """A throw-away PostgreSQL cluster (trust auth, no fsync) that can be stopped and restarted."""
+    """A throw-away PostgreSQL cluster (trust auth; fsync off, but every commit is written before it is acknowledged, so a killed server loses nothing acknowledged) that can be stopped and restarted."""
 
     def __init__(self, root: Path, name: str) -> None:
         self.dir = root / name
@@ -60,7 +60,7 @@ class PgCluster:
     def start(self) -> PgCluster:
         options = (
             f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 "
-            "-c fsync=off -c synchronous_commit=off -c max_connections=200"
+            "-c fsync=off -c max_connections=200"
         )
         subprocess.run(
             _as_postgres(
