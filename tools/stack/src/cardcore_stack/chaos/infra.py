@@ -25,7 +25,11 @@ def _as_postgres(command: list[str]) -> list[str]:
 
 
 class PgCluster:
-    """A throw-away PostgreSQL cluster (trust auth; fsync off, but every commit is written before it is acknowledged, so a killed server loses nothing acknowledged) that can be stopped and restarted."""
+    """A throw-away PostgreSQL cluster that can be stopped and restarted.
+
+    Trust auth; fsync off, but synchronous_commit stays on: a commit's WAL is written before it
+    is acknowledged, so a killed server (not a killed machine) loses nothing it acknowledged.
+    """
 
     def __init__(self, root: Path, name: str) -> None:
         self.dir = root / name

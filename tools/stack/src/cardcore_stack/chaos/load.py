@@ -92,8 +92,9 @@ class Load:
         self._drain_until = 0.0
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
-        # (Idempotency-Key, body, authorization_id) of authorizations answered after a retry
-        self.retried_authorizations: list[tuple[str, dict[str, Any], str]] = []
+        # (sent at, Idempotency-Key, body, authorization_id, answered after a retry) of every
+        # authorization answered 201: a scenario may replay those sent around its fault
+        self.authorizations: list[tuple[float, str, dict[str, Any], str, bool]] = []
 
     def start(self) -> Load:
         for n in range(self.users):
@@ -212,8 +213,9 @@ class Load:
                 "account_id": item.card["account_id"],
             }
             self.journal.write(json.dumps(line) + "\n")
-            if retry:
-                self.retried_authorizations.append((item.key, item.body, line["authorization_id"]))
+            self.authorizations.append(
+                (started, item.key, item.body, line["authorization_id"], retry)
+            )
             if result["status"] == "approved":
                 approved.append(
                     (result["authorization_id"], Decimal(item.body["amount"]), item.card)
