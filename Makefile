@@ -20,7 +20,7 @@ fuzz:
 	  $(UV) run pytest -q -rxXs -s tests/test_fuzz_openapi.py
 
 # fault scenarios under load against a private stack (CHAOS_SCENARIOS=a,b CHAOS_DURATION=s)
-CHAOS_SCENARIOS ?= ledger-kill,redis,redis-fail-closed,shard-down
+CHAOS_SCENARIOS ?= ledger-kill,redis,redis-fail-closed,shard-down,control-down
 CHAOS_DURATION ?= 20
 chaos:
 	$(UV) run cardcore chaos --scenarios $(CHAOS_SCENARIOS) --duration $(CHAOS_DURATION)

@@ -17,7 +17,7 @@ from rich.table import Table
 from cardcore_stack.chaos.scenarios import SCENARIOS, ScenarioResult, run
 
 console = Console()
-DEFAULT = "ledger-kill,redis,redis-fail-closed,shard-down"
+DEFAULT = "ledger-kill,redis,redis-fail-closed,shard-down,control-down"
 
 
 def show(results: list[ScenarioResult]) -> None:

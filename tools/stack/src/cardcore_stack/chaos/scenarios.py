@@ -344,11 +344,71 @@ def shard_down(root: Path, duration: float, users: int, outage: float = 10.0) ->
         first.stop()
 
 
+# --- scenario 4 ------------------------------------------------------------------------------
+def control_down(root: Path, duration: float, users: int, outage: float = 8.0) -> ScenarioResult:
+    """The control database (bucket map, PAN directory, API keys, bucket routes) stopped.
+
+    The load uses a key created through the admin API (not the bootstrap key, which needs no
+    database), so the gateway's key cache is part of what is observed.
+    """
+    control = PgCluster(root, "pg-control").init()
+    shards = PgCluster(root, "pg-shards").init()
+    try:
+        urls = [shards.url(f"{{service}}_{n}") for n in (0, 1)]
+        with stack_on(root, control.url("control"), urls) as s:
+            created = httpx.post(
+                s.stack.gateway.url + "/admin/keys",
+                json={"name": "chaos-client", "scopes": ["payments", "accounts"]},
+                headers={"Authorization": f"Bearer {s.api_key}"},
+                timeout=10,
+            )
+            created.raise_for_status()
+            s.api_key = created.json()["key"]
+            load = s.load(users).start()
+            time.sleep(max(2.0, duration * 0.25))
+            down = time.monotonic()
+            control.stop()
+            time.sleep(outage)
+            control.start()
+            back = time.monotonic()
+            time.sleep(max(5.0, duration * 0.4))
+            end = time.monotonic()
+            stats = load.stop()
+            during = [a for a in stats.attempts if down <= a.at < back]
+            early = [a for a in during if a.at < down + 0.4]  # within the bucket map's TTL
+            failed_during = Counter(a.status for a in during if a.status == 0 or a.status >= 500)
+            promises = [
+                Check(
+                    "refused with a clear 503 while it is down (nothing served on a stale map)",
+                    set(failed_during) <= {503},
+                    f"{len(during)} requests while down ({len(early)} in the map's 0.5 s TTL), "
+                    f"failures {dict(failed_during)}",
+                ),
+                Check(
+                    "served again without a restart",
+                    _answered_after(stats, back) > 0,
+                    f"{_answered_after(stats, back)} answered after it returned",
+                ),
+                *_common_promises(stats),
+            ]
+            return ScenarioResult(
+                "control-down",
+                stats,
+                promises,
+                invariant_checks(s),
+                recovery_after(stats, back, end),
+            )
+    finally:
+        shards.stop()
+        control.stop()
+
+
 SCENARIOS: dict[str, Callable[[Path, float, int], ScenarioResult]] = {
     "ledger-kill": ledger_kill,
     "redis": redis_down,
     "redis-fail-closed": lambda root, duration, users: redis_down(root, duration, users, True),
     "shard-down": shard_down,
+    "control-down": control_down,
 }
 
 
