@@ -16,7 +16,13 @@ from pathlib import Path
 
 import pytest
 
-from cardcore_stack.chaos.scenarios import ScenarioResult, ledger_kill, redis_down, shard_down
+from cardcore_stack.chaos.scenarios import (
+    ScenarioResult,
+    control_down,
+    ledger_kill,
+    redis_down,
+    shard_down,
+)
 
 pytestmark = [
     pytest.mark.slow,
@@ -96,5 +102,16 @@ def test_one_shard_database_down_only_its_customers_see_503(root: Path) -> None:
     assert promises["shard 0's customers served throughout"]
     assert promises["shard 1 served again without a restart"]
     assert result.stats.unanswered == 0
+    assert result.recovery is not None and result.recovery < 5
+    _assert_invariants(result)
+
+
+def test_control_database_down_is_a_clear_503_then_recovers(root: Path) -> None:
+    result = control_down(root, duration=10, users=3, outage=6)
+    statuses = Counter(a.status for a in result.stats.failures())
+    assert set(statuses) <= {503}, statuses  # no 500, no silence: a clear "retry later"
+    assert not [a for a in result.stats.failures() if a.code == "not-error-json"]
+    assert result.stats.unanswered == 0
+    assert _checks(result)["served again without a restart"]
     assert result.recovery is not None and result.recovery < 5
     _assert_invariants(result)

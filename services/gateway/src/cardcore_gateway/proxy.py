@@ -41,6 +41,7 @@ from cardcore_gateway.upstream_http import (
 )
 from cardcore_gateway.upstreams import Instance, Pool, RetryBudget
 from cardcore_kernel.control import PanDirectory, PanNotFoundError
+from cardcore_kernel.errors import DATABASE_UNAVAILABLE
 from cardcore_kernel.ids import InvalidIdError, bucket_of_id
 from cardcore_kernel.pan import PanVault
 
@@ -341,7 +342,15 @@ class Proxy:
                 [(b"www-authenticate", b"Bearer")],
             )
             return
-        client = await self.authenticator.authenticate(key)
+        try:
+            client = await self.authenticator.authenticate(key)
+        except DATABASE_UNAVAILABLE:  # the control database is down and this key is not cached
+            await respond_error(
+                503,
+                error("key_store_unavailable", "API keys cannot be checked now; retry later"),
+                [(b"retry-after", b"1")],
+            )
+            return
         if client is None:
             await respond_error(
                 401, error("unauthenticated", "invalid API key"), [(b"www-authenticate", b"Bearer")]
@@ -395,7 +404,15 @@ class Proxy:
         if route.bucket_pools:
             bucket = bucket_in_path(path)
             if bucket is None and body and route.inspect_body:
-                bucket = await self._bucket_in_body(body)
+                try:
+                    bucket = await self._bucket_in_body(body)
+                except DATABASE_UNAVAILABLE:  # PAN directory down and this PAN not cached
+                    await respond_error(
+                        503,
+                        error("directory_unavailable", "card lookup unavailable; retry later"),
+                        [(b"retry-after", b"1")],
+                    )
+                    return
             if bucket is not None:
                 routed = self.bucket_router.pool_of(bucket)
                 if routed is not None and routed in route.bucket_pools:
