@@ -1,7 +1,7 @@
 # The two commands: `make demo` (set up from bare Python, run the main job) and `make test`.
 UV := $(shell scripts/bootstrap.sh)
 
-.PHONY: demo up test fuzz lint format bench clean
+.PHONY: demo up test fuzz chaos lint format bench clean
 
 demo:
 	$(UV) run cardcore demo
@@ -18,6 +18,12 @@ FUZZ_SEED ?= 20261203
 fuzz:
 	CARDCORE_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) CARDCORE_FUZZ_SEED=$(FUZZ_SEED) \
 	  $(UV) run pytest -q -rxXs -s tests/test_fuzz_openapi.py
+
+# fault scenarios under load against a private stack (CHAOS_SCENARIOS=a,b CHAOS_DURATION=s)
+CHAOS_SCENARIOS ?= ledger-kill,redis,redis-fail-closed,shard-down,control-down
+CHAOS_DURATION ?= 20
+chaos:
+	$(UV) run cardcore chaos --scenarios $(CHAOS_SCENARIOS) --duration $(CHAOS_DURATION)
 
 lint:
 	$(UV) run ruff check .

@@ -83,3 +83,31 @@ def test_active_probe_takes_a_failing_instance_out(
     assert names == ["probe-ok"] * 6
     # not even attempted: the probe, not a failed request, took it out
     assert metric_value(gateway.url, "gateway_upstream_requests_total", **tried_dead) == before
+
+
+def test_an_upstream_503_does_not_open_its_breaker(
+    echo: EchoFactory, gateway_factory: GatewayFactory
+) -> None:
+    """503 = "a dependency I share with my siblings is down" (one shard's database): the
+    instances answer, so their breakers stay closed and the pool keeps serving everyone else;
+    a 500 still counts against the instance."""
+    first, second = echo("shared-1"), echo("shared-2")
+    gateway = gateway_factory(
+        {"core": [first.url, second.url], "accounts": [first.url]},
+        env={"GATEWAY_BREAKER_FAILURES": "2", "GATEWAY_BREAKER_COOLDOWN": "30"},
+    )
+    with httpx.Client(base_url=gateway.url, headers=auth(), timeout=10) as http:
+        down = [
+            http.get("/v1/authorizations/a", headers={"x-echo-status": "503"}).status_code
+            for _ in range(6)
+        ]
+        assert down == [503] * 6
+        states = {i["breaker"] for i in http.get("/admin/upstreams").json()["pools"]["core"]}
+        assert states == {"closed"}
+        served = {http.get("/v1/authorizations/a").json()["name"] for _ in range(4)}
+        assert served == {"shared-1", "shared-2"}
+
+        for _ in range(6):
+            http.get("/v1/authorizations/a", headers={"x-echo-status": "500"})
+        states = {i["breaker"] for i in http.get("/admin/upstreams").json()["pools"]["core"]}
+        assert states == {"open"}

@@ -1,7 +1,10 @@
 """The one error contract of every HTTP API: `{"error": {"code", "message", "field"}}`.
 
-Handlers turn validation errors into 422 naming the field, unknown routes into 404, and anything
-unexpected into a 500 JSON body with the request id (never a traceback on the wire).
+Handlers turn validation errors into 422 naming the field, unknown routes into 404, a database
+that cannot be reached (server down, connection lost, pool exhausted) into 503 `unavailable` —
+a fault of the moment that a retry with the same Idempotency-Key may overcome, so a gateway or
+client can tell it from a bug — and anything else unexpected into a 500 JSON body (never a
+traceback on the wire).
 
 `ErrorBody` is that JSON as a model and `error_responses(...)` the `responses=` of a route, so
 every endpoint declares the error statuses it can answer with their real schema (FastAPI's own
@@ -13,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import sqlalchemy.exc as sa_exc
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -21,6 +25,14 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = structlog.get_logger("cardcore.errors")
+
+# A database that cannot be reached now (server down, connection lost, pool exhausted): a fault
+# of the moment, answered 503 `unavailable`, never a 500. One list for every service.
+DATABASE_UNAVAILABLE: tuple[type[Exception], ...] = (
+    sa_exc.OperationalError,
+    sa_exc.InterfaceError,
+    sa_exc.TimeoutError,
+)
 
 
 class ErrorDetail(BaseModel):
@@ -109,6 +121,17 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(
             error_body(code, str(exc.detail)), status_code=exc.status_code, headers=exc.headers
         )
+
+    async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+        log.warning("database_unavailable", path=request.url.path, error=type(exc).__name__)
+        return JSONResponse(
+            error_body("unavailable", "a database is not available now; retry later"),
+            status_code=503,
+            headers={"Retry-After": "1"},
+        )
+
+    for unavailable in DATABASE_UNAVAILABLE:
+        app.add_exception_handler(unavailable, _database_unavailable)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

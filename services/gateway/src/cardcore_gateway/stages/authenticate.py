@@ -1,15 +1,19 @@
 """Stage 2, authenticate: the API key -> client (cached, see keys.Authenticator) and its scopes.
 
 Missing or unknown key -> 401 with `WWW-Authenticate: Bearer`; a key without any of the route's
-scopes -> 403. The key itself stays on the exchange and never travels upstream.
+scopes -> 403; the control database down and the key not in the cache -> 503
+`key_store_unavailable` (never a 500; `cardcore chaos` control-down). The key itself stays on
+the exchange and never travels upstream.
 """
 
 from __future__ import annotations
 
 from cardcore_gateway.exchange import Exchange, Refusal
 from cardcore_gateway.keys import Authenticator
+from cardcore_kernel.errors import DATABASE_UNAVAILABLE
 
 BEARER = [(b"www-authenticate", b"Bearer")]
+RETRY_AFTER = [(b"retry-after", b"1")]
 
 
 class Authenticate:
@@ -26,7 +30,15 @@ class Authenticate:
                 "missing API key (Authorization: Bearer, or X-API-Key)",
                 BEARER,
             )
-        client = await self._authenticator.authenticate(exchange.key)
+        try:
+            client = await self._authenticator.authenticate(exchange.key)
+        except DATABASE_UNAVAILABLE:  # the control database is down and this key is not cached
+            raise Refusal(
+                503,
+                "key_store_unavailable",
+                "API keys cannot be checked now; retry later",
+                RETRY_AFTER,
+            ) from None
         if client is None:
             raise Refusal(401, "unauthenticated", "invalid API key", BEARER)
         exchange.client = client

@@ -181,7 +181,10 @@ class Forward:
                 break
             instance.latency.observe(time.perf_counter() - attempt_started)
             status = response.status_code
-            if status >= 500:
+            # 503 is the upstream answering that a dependency it shares with its siblings (one
+            # shard's database) is unavailable: the instance itself is alive, and opening its
+            # breaker would turn one shard's outage into the whole pool's. Retried, not counted.
+            if status >= 500 and status != 503:
                 self._failed(instance, str(status))
             else:
                 instance.breaker.on_success()

@@ -10,7 +10,7 @@ The request is placed by the first cardcore id in its path (`/v1/accounts/acc_04
 else - on `inspect_body` routes - by `card_id` / `account_id` / `customer_id` /
 `authorization_id` in its JSON body, else by its `pan`: HMAC fingerprint -> kernel PAN directory
 -> card id (and so bucket and origin), cached per fingerprint; an unknown PAN keeps the default
-pool. The body is parsed once, here, and only on routes that must look into it. Even then only
+pool; the directory down for a PAN not cached -> 503 `directory_unavailable` (never a 500). The body is parsed once, here, and only on routes that must look into it. Even then only
 among the route's `bucket_pools`: routing buckets to `core` never sends account calls to the
 ledger.
 
@@ -26,8 +26,9 @@ import time
 import orjson
 
 from cardcore_gateway.bucket_routes import BucketRouter
-from cardcore_gateway.exchange import Exchange
+from cardcore_gateway.exchange import Exchange, Refusal
 from cardcore_kernel.control import PanDirectory, PanNotFoundError
+from cardcore_kernel.errors import DATABASE_UNAVAILABLE
 from cardcore_kernel.ids import InvalidIdError, bucket_of_id
 from cardcore_kernel.pan import PanVault
 
@@ -149,7 +150,15 @@ class RouteStage:
                     continue
         pan = document.get("pan")
         if isinstance(pan, str) and pan.isdigit() and 12 <= len(pan) <= 19:
-            card = await self.pan_buckets.card_of(pan)
+            try:
+                card = await self.pan_buckets.card_of(pan)
+            except DATABASE_UNAVAILABLE:  # PAN directory down and this PAN not cached
+                raise Refusal(
+                    503,
+                    "directory_unavailable",
+                    "card lookup unavailable; retry later",
+                    [(b"retry-after", b"1")],
+                ) from None
             if card is not None:
                 return card[1], card[0]
         return None

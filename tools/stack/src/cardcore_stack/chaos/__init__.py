@@ -1,0 +1,1 @@
+"""`cardcore chaos`: fault scenarios against a stack of real processes, under load."""
