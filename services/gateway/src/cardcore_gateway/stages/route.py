@@ -10,7 +10,8 @@ The request is placed by the first cardcore id in its path (`/v1/accounts/acc_04
 else - on `inspect_body` routes - by `card_id` / `account_id` / `customer_id` /
 `authorization_id` in its JSON body, else by its `pan`: HMAC fingerprint -> kernel PAN directory
 -> card id (and so bucket and origin), cached per fingerprint; an unknown PAN keeps the default
-pool; the directory down for a PAN not cached -> 503 `directory_unavailable` (never a 500). The body is parsed once, here, and only on routes that must look into it. Even then only
+pool; the directory down for a PAN not cached -> 503 `directory_unavailable` (never a 500).
+The body is parsed once, here, and only on routes that must look into it. Even then only
 among the route's `bucket_pools`: routing buckets to `core` never sends account calls to the
 ledger.
 
