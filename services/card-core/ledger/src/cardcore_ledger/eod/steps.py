@@ -362,48 +362,6 @@ def write_postings_select(conn: sa.Connection, source: str, params: dict[str, An
     conn.execute(insert_entries, params)
 
 
-# --------------------------------------------------------------------------- rules in SQL
-# The same integer arithmetic as `rules` (a test holds them together on many accounts).
-# Integer division truncates toward zero on both databases, so half-up (away from zero, as
-# Decimal ROUND_HALF_UP) is written per sign. Every operand is an integer: PostgreSQL's SUM of
-# BIGINT is NUMERIC (its "/" would not truncate), so sums are CAST back to BIGINT.
-
-
-def _percent_half_up(x: str, percent: int) -> str:
-    """rules.percent_of in SQL."""
-    return (
-        f"(CASE WHEN ({x}) >= 0 THEN (({x}) * {percent} + 50) / 100 "
-        f"ELSE -((-({x}) * {percent} + 50) / 100) END)"
-    )
-
-
-def _fen_half_up(micro: str) -> str:
-    """rules.posted_interest_fen in SQL."""
-    return (
-        f"(CASE WHEN ({micro}) >= 0 THEN (({micro}) + 50) / 100 ELSE -((50 - ({micro})) / 100) END)"
-    )
-
-
-def _from_credit(amount: str, credit: str) -> str:
-    """debit_entries: an existing credit balance pays a debit first (min(amount, credit))."""
-    return (
-        f"(CASE WHEN ({amount}) = 0 THEN 0 WHEN ({amount}) < ({credit}) THEN ({amount}) "
-        f"ELSE ({credit}) END)"
-    )
-
-
-def _minimum_payment(balance: str, principal: str, interest: str, fees: str, past: str) -> str:
-    """rules.minimum_payment in SQL."""
-    tenth = _percent_half_up(principal, rules.MINIMUM_PRINCIPAL_PERCENT)
-    owed = f"({tenth} + {interest} + {fees} + {past})"
-    floor = rules.MINIMUM_PAYMENT_FLOOR
-    floored = f"(CASE WHEN {owed} > {floor} THEN {owed} ELSE {floor} END)"
-    return (
-        f"(CASE WHEN {balance} <= 0 THEN 0 WHEN {balance} < {floor} THEN {balance} "
-        f"WHEN {floored} > {balance} THEN {balance} ELSE {floored} END)"
-    )
-
-
 # --------------------------------------------------------------------------- cycle
 
 _CYCLE_DUE = (
@@ -418,15 +376,16 @@ _CYCLE_RAW = (
     "SELECT la.account_id, la.principal_purchase + la.principal_cash AS principal, "
     "la.interest AS it, la.fees AS fe, la.credit_balance AS cr, la.minimum_payment_due AS past, "
     "la.principal_purchase + la.principal_cash + la.interest + la.fees - la.credit_balance AS bal, "
-    f"{_fen_half_up('la.accrued_interest_micro')} AS i "
+    f"{rules.posted_interest_fen_sql('la.accrued_interest_micro')} AS i "
     f"FROM ledger_accounts la WHERE {_CYCLE_DUE}"
 )
-_CYCLE_CREDIT = f"SELECT r.*, {_from_credit('r.i', 'r.cr')} AS fc FROM ({_CYCLE_RAW}) r"
+_CYCLE_CREDIT = f"SELECT r.*, {rules.from_credit_sql('r.i', 'r.cr')} AS fc FROM ({_CYCLE_RAW}) r"
 _CYCLE_AFTER = (
     f"SELECT f.*, f.bal + f.i AS sb, f.it + f.i - f.fc AS it_after FROM ({_CYCLE_CREDIT}) f"
 )
 _CYCLE = (
-    f"SELECT g.*, {_minimum_payment('g.sb', 'g.principal', 'g.it_after', 'g.fe', 'g.past')} AS mn "
+    "SELECT g.*, "
+    f"{rules.minimum_payment_sql('g.sb', 'g.principal', 'g.it_after', 'g.fe', 'g.past')} AS mn "
     f"FROM ({_CYCLE_AFTER}) g"
 )
 """Every due account of the chunk with its statement: interest i (fen), fc (of it paid from the
@@ -517,10 +476,10 @@ _ASSESS_KIND = (
     f"FROM ({_ASSESS_RAW}) r"
 )
 _ASSESS_FEE = (
-    f"SELECT k.*, {_percent_half_up('k.unpaid', rules.LATE_FEE_PERCENT)} AS fee "
+    f"SELECT k.*, {rules.percent_of_sql('k.unpaid', rules.LATE_FEE_PERCENT)} AS fee "
     f"FROM ({_ASSESS_KIND}) k"
 )
-_ASSESS = f"SELECT a.*, {_from_credit('a.fee', 'a.cr')} AS fc FROM ({_ASSESS_FEE}) a"
+_ASSESS = f"SELECT a.*, {rules.from_credit_sql('a.fee', 'a.cr')} AS fc FROM ({_ASSESS_FEE}) a"
 """Every due account of the chunk with its assessment (rules.assess_payment) and late fee."""
 
 _DELINQUENCY_POSTINGS = (
