@@ -290,33 +290,37 @@ _SOURCE_COLUMNS = "posting_id, account_id, type, amount, description, " + ", ".j
 )
 
 
-def _ids_cte(dialect: str) -> str:
-    """`ids(account_id, posting_id)`: the deterministic posting ids (`rules.eod_posting_id`,
-    computed in Python: neither database has blake2b) passed as ONE JSON parameter `:ids`."""
+_POSTING_ID_OF = re.compile(r"@posting_id\(([^)]*)\)")
+
+
+def _posting_id_sql(source: str, dialect: str) -> tuple[str, str]:
+    """The deterministic posting ids (`rules.eod_posting_id`, computed in Python: neither
+    database has blake2b) come as ONE JSON object parameter `:ids` {account_id: posting_id};
+    `@posting_id(<account>)` in a source becomes a keyed lookup in it, O(log n) per row: on
+    PostgreSQL an InitPlan casts the parameter to jsonb once; on SQLite a materialized CTE gets
+    an automatic index. Returns (the WITH prefix, the source)."""
     if dialect == "postgresql":
-        return (
-            "ids(account_id, posting_id) AS (SELECT x ->> 0, x ->> 1 "
-            "FROM json_array_elements(CAST(:ids AS json)) AS x)"
-        )
+        return "", _POSTING_ID_OF.sub(r"((SELECT CAST(:ids AS jsonb)) ->> (\1))", source)
     return (
-        "ids(account_id, posting_id) AS (SELECT json_extract(value, '$[0]'), "
-        "json_extract(value, '$[1]') FROM json_each(:ids))"
+        "ids(account_id, posting_id) AS MATERIALIZED (SELECT key, value FROM json_each(:ids)), ",
+        _POSTING_ID_OF.sub(r"(SELECT ids.posting_id FROM ids WHERE ids.account_id = (\1))", source),
     )
 
 
 def posting_ids_json(business_date: dt.date, step: str, accounts: Sequence[Any]) -> str:
-    """The `:ids` parameter of a set-based posting source: rows with account_id and bucket."""
+    """The `:ids` parameter of a set-based posting source, for rows with account_id and bucket."""
     return json.dumps(
-        [
-            [row.account_id, rules.eod_posting_id(row.bucket, business_date, step, row.account_id)]
+        {
+            row.account_id: rules.eod_posting_id(row.bucket, business_date, step, row.account_id)
             for row in accounts
-        ]
+        }
     )
 
 
 @functools.cache
 def _source_writers(source: str, dialect: str) -> tuple[sa.TextClause, ...]:
-    with_ids = f"WITH {_ids_cte(dialect)} "
+    with_ids, source = _posting_id_sql(source, dialect)
+    with_ids = f"WITH {with_ids}src AS ({source}) "
     entries = " UNION ALL ".join(
         f"SELECT posting_id, account_id, '{c}' AS component, e_{c} AS amount, {n} AS ord "
         f"FROM src WHERE e_{c} <> 0"
@@ -324,42 +328,43 @@ def _source_writers(source: str, dialect: str) -> tuple[sa.TextClause, ...]:
     )
     entry_sum = " + ".join(f"e_{c}" for c in ENTRY_COMPONENTS)
     return (
+        _sql(f"{with_ids}SELECT COUNT(*) FROM src WHERE amount <= 0 OR ABS({entry_sum}) <> amount"),
         _sql(
-            f"{with_ids}, src AS ({source}) SELECT COUNT(*) FROM src "
-            f"WHERE amount <= 0 OR ABS({entry_sum}) <> amount"
-        ),
-        _sql(
-            f"{with_ids}, src AS ({source}) INSERT INTO postings (posting_id, account_id, type, "
+            f"{with_ids}INSERT INTO postings (posting_id, account_id, type, "
             "amount, direction, authorization_id, business_date, created_at, description) "
             f"SELECT posting_id, account_id, type, amount, "
             f"CASE WHEN {entry_sum} > 0 THEN 'D' ELSE 'C' END, NULL, :d, :now, description "
-            "FROM src ORDER BY posting_id"
+            "FROM src ORDER BY posting_id RETURNING amount"
         ),
         _sql(
-            f"{with_ids}, src AS ({source}) INSERT INTO journal_entries (posting_id, account_id, "
+            f"{with_ids}INSERT INTO journal_entries (posting_id, account_id, "
             "component, amount, business_date) SELECT e.posting_id, e.account_id, e.component, "
             f"e.amount, :d FROM ({entries}) e ORDER BY e.posting_id, e.ord"
         ),
     )
 
 
-def write_postings_select(conn: sa.Connection, source: str, params: dict[str, Any]) -> None:
+def write_postings_select(
+    conn: sa.Connection, source: str, params: dict[str, Any]
+) -> tuple[int, int]:
     """THE posting + journal writer, set-based: the same columns as `write_postings`, the rows
     from a SELECT run in the database.
 
     `source` is a SELECT with the columns posting_id, account_id, type, amount, description and
     one signed entry per component `e_credit, e_purchase, e_cash, e_interest, e_fees` (0 = no
-    entry); it may use the CTE `ids(account_id, posting_id)` filled from `params["ids"]`
-    (`posting_ids_json`). `params` carries `d` (the business date) and `now`. As in
-    `write_postings`, a posting whose entries do not sum to its amount is refused before anything
-    is written, and the caller updates the account money columns in the same transaction.
+    entry); it writes `@posting_id(<account id expression>)` for the deterministic posting id
+    found in `params["ids"]` (`posting_ids_json`). `params` carries `d` (the business date) and
+    `now`. As in `write_postings`, a posting whose entries do not sum to its amount is refused
+    before anything is written, and the caller updates the account money columns in the same
+    transaction. Returns how many postings it wrote and their total (fen).
     """
     check, insert_postings, insert_entries = _source_writers(source, conn.dialect.name)
     bad = conn.execute(check, params).scalar_one()
     if bad:
         raise ValueError(f"{bad} postings whose journal entries do not sum to their amount")
-    conn.execute(insert_postings, params)
+    amounts = conn.execute(insert_postings, params).scalars().all()
     conn.execute(insert_entries, params)
+    return len(amounts), int(sum(amounts))
 
 
 # --------------------------------------------------------------------------- cycle
@@ -375,6 +380,7 @@ _CYCLE_LOCK = _locking(
 _CYCLE_RAW = (
     "SELECT la.account_id, la.principal_purchase + la.principal_cash AS principal, "
     "la.interest AS it, la.fees AS fe, la.credit_balance AS cr, la.minimum_payment_due AS past, "
+    "la.last_statement_date, "
     "la.principal_purchase + la.principal_cash + la.interest + la.fees - la.credit_balance AS bal, "
     f"{rules.posted_interest_fen_sql('la.accrued_interest_micro')} AS i "
     f"FROM ledger_accounts la WHERE {_CYCLE_DUE}"
@@ -391,31 +397,29 @@ _CYCLE = (
 """Every due account of the chunk with its statement: interest i (fen), fc (of it paid from the
 credit balance), statement balance sb, minimum mn; from the account row as it is before the step."""
 
-_CYCLE_TOTALS = (
-    "SELECT p.account_id, "
-    "CAST(SUM(CASE WHEN p.direction = 'D' THEN p.amount ELSE 0 END) AS BIGINT) AS deb, "
-    "CAST(SUM(CASE WHEN p.direction = 'C' THEN p.amount ELSE 0 END) AS BIGINT) AS cred "
-    "FROM postings p JOIN ledger_accounts la ON la.account_id = p.account_id "
-    f"WHERE {_CYCLE_DUE} AND p.business_date <= :d "
-    "AND (la.last_statement_date IS NULL OR p.business_date > la.last_statement_date) "
-    "GROUP BY p.account_id"
-)
+
+def _cycle_total(direction: str) -> str:
+    """Debits or credits posted in the account's cycle (after its last statement, up to D)."""
+    return (
+        "COALESCE((SELECT CAST(SUM(p.amount) AS BIGINT) FROM postings p "
+        f"WHERE p.account_id = c.account_id AND p.direction = '{direction}' "
+        "AND p.business_date <= :d AND (c.last_statement_date IS NULL "
+        "OR p.business_date > c.last_statement_date)), 0)"
+    )
+
+
 _CYCLE_STATEMENTS = _sql(
     "INSERT INTO statements (account_id, statement_date, statement_balance, minimum_payment, "
     "due_date, total_debits, total_credits, created_at) "
-    "SELECT c.account_id, :d, c.sb, c.mn, :due, COALESCE(t.deb, 0) + c.i, COALESCE(t.cred, 0), "
-    f":now FROM ({_CYCLE}) c LEFT JOIN ({_CYCLE_TOTALS}) t ON t.account_id = c.account_id "
-    "ORDER BY c.account_id"
+    f"SELECT c.account_id, :d, c.sb, c.mn, :due, {_cycle_total('D')} + c.i, "
+    f"{_cycle_total('C')}, :now FROM ({_CYCLE}) c ORDER BY c.account_id"
 )
 _CYCLE_POSTINGS = (
-    "SELECT ids.posting_id, c.account_id, 'interest' AS type, c.i AS amount, "
+    "SELECT @posting_id(c.account_id) AS posting_id, c.account_id, 'interest' AS type, "
+    "c.i AS amount, "
     ":description AS description, c.fc AS e_credit, 0 AS e_purchase, 0 AS e_cash, "
     f"c.i - c.fc AS e_interest, 0 AS e_fees FROM ({_CYCLE}) c "
-    "JOIN ids ON ids.account_id = c.account_id WHERE c.i <> 0"
-)
-_CYCLE_RESULT = _sql(
-    f"SELECT COUNT(*), COALESCE(SUM(CASE WHEN c.i <> 0 THEN 1 ELSE 0 END), 0), "
-    f"COALESCE(SUM(c.i), 0) FROM ({_CYCLE}) c"
+    "WHERE c.i <> 0"
 )
 _CYCLE_ACCOUNTS = _sql(
     "UPDATE ledger_accounts SET balance = balance + c.i, interest = c.it_after, "
@@ -439,11 +443,10 @@ def cycle(conn: sa.Connection, business_date: dt.date, buckets: Sequence[int]) -
         return StepResult()
     params["ids"] = posting_ids_json(business_date, rules.CYCLE, due)
     params["description"] = f"interest to {business_date.isoformat()}"
-    accounts, items, amount = conn.execute(_CYCLE_RESULT, params).one()
     conn.execute(_CYCLE_STATEMENTS, params)
-    write_postings_select(conn, _CYCLE_POSTINGS, params)
+    items, amount = write_postings_select(conn, _CYCLE_POSTINGS, params)
     conn.execute(_CYCLE_ACCOUNTS, params)
-    return StepResult(accounts=int(accounts), items=int(items), amount_fen=int(amount))
+    return StepResult(accounts=len(due), items=items, amount_fen=amount)
 
 
 # --------------------------------------------------------------------------- delinquency
@@ -455,20 +458,17 @@ _DELINQUENCY_LOCK = _locking(
     f"SELECT la.account_id, la.bucket FROM ledger_accounts la WHERE {_DELINQUENT_DUE} "
     "ORDER BY la.account_id"
 )
-_PAID = (
-    "SELECT p.account_id, CAST(SUM(p.amount) AS BIGINT) AS paid "
-    "FROM postings p JOIN ledger_accounts la ON la.account_id = p.account_id "
-    f"WHERE {_DELINQUENT_DUE} AND p.direction = 'C' "
-    "AND p.business_date > la.last_statement_date AND p.business_date <= :yday "
-    "GROUP BY p.account_id"
-)
 _ASSESS_RAW = (
-    "SELECT la.account_id, la.fees AS fe, la.credit_balance AS cr, "
+    "WITH due AS MATERIALIZED (SELECT la.account_id, la.fees AS fe, la.credit_balance AS cr, "
     "la.delinquency_cycles AS dc, COALESCE(la.last_statement_balance, 0) AS sb, "
-    "la.minimum_payment_due AS mn, COALESCE(pd.paid, 0) AS paid "
-    f"FROM ledger_accounts la LEFT JOIN ({_PAID}) pd ON pd.account_id = la.account_id "
-    f"WHERE {_DELINQUENT_DUE}"
+    "la.minimum_payment_due AS mn, COALESCE((SELECT CAST(SUM(p.amount) AS BIGINT) "
+    "FROM postings p WHERE p.account_id = la.account_id AND p.direction = 'C' "
+    "AND p.business_date > la.last_statement_date AND p.business_date <= :yday), 0) AS paid "
+    f"FROM ledger_accounts la WHERE {_DELINQUENT_DUE}) SELECT * FROM due"
 )
+# paid: credits after the statement up to its due date, one index range per account
+# (ix_postings_account_business_date) whatever the size of the postings table; MATERIALIZED so
+# that it is computed once per account (a flattened subquery would repeat it at every use).
 # k: 0 paid in full, 1 minimum paid (revolving), 2 minimum unpaid (revolving, late)
 _ASSESS_KIND = (
     "SELECT r.*, CASE WHEN r.paid >= r.sb THEN 0 WHEN r.paid >= r.mn THEN 1 ELSE 2 END AS k, "
@@ -483,14 +483,11 @@ _ASSESS = f"SELECT a.*, {rules.from_credit_sql('a.fee', 'a.cr')} AS fc FROM ({_A
 """Every due account of the chunk with its assessment (rules.assess_payment) and late fee."""
 
 _DELINQUENCY_POSTINGS = (
-    "SELECT ids.posting_id, a.account_id, 'late_fee' AS type, a.fee AS amount, "
+    "SELECT @posting_id(a.account_id) AS posting_id, a.account_id, 'late_fee' AS type, "
+    "a.fee AS amount, "
     ":description AS description, a.fc AS e_credit, 0 AS e_purchase, 0 AS e_cash, "
     f"0 AS e_interest, a.fee - a.fc AS e_fees FROM ({_ASSESS}) a "
-    "JOIN ids ON ids.account_id = a.account_id WHERE a.fee <> 0"
-)
-_DELINQUENCY_RESULT = _sql(
-    "SELECT COUNT(*), COALESCE(SUM(CASE WHEN a.fee <> 0 THEN 1 ELSE 0 END), 0), "
-    f"COALESCE(SUM(a.fee), 0) FROM ({_ASSESS}) a"
+    "WHERE a.fee <> 0"
 )
 _DELINQUENCY_ACCOUNTS = _sql(
     "UPDATE ledger_accounts SET balance = balance + a.fee, fees = fees + a.fee - a.fc, "
@@ -514,7 +511,6 @@ def delinquency(conn: sa.Connection, business_date: dt.date, buckets: Sequence[i
         return StepResult()
     params["ids"] = posting_ids_json(business_date, rules.DELINQUENCY, due)
     params["description"] = f"late fee, minimum due {params['yday'].isoformat()} unpaid"
-    accounts, items, amount = conn.execute(_DELINQUENCY_RESULT, params).one()
-    write_postings_select(conn, _DELINQUENCY_POSTINGS, params)
+    items, amount = write_postings_select(conn, _DELINQUENCY_POSTINGS, params)
     conn.execute(_DELINQUENCY_ACCOUNTS, params)
-    return StepResult(accounts=int(accounts), items=int(items), amount_fen=int(amount))
+    return StepResult(accounts=len(due), items=items, amount_fen=amount)
