@@ -3,8 +3,15 @@
 Each step function takes an open transaction, the business date and a chunk of buckets, and does
 the step's work for the accounts of those buckets with set-based SQL, keeping the write contract
 of `cardcore_ledger.tables`: a posting, its journal entries and the `ledger_accounts` money
-columns in the same transaction (`write_postings` + the caller's account UPDATE), so
-`balance = SUM(journal_entries.amount)` always holds. They are not guarded on their own: callers
+columns in the same transaction (`write_postings` + the step's account UPDATE), so
+`balance = SUM(journal_entries.amount)` always holds.
+
+Set-based: a step does its chunk in a few statements whatever the number of accounts (lock the
+due accounts in id order, INSERT … SELECT statements / postings / journal entries, one UPDATE …
+FROM of the accounts), every value computed in SQL from the account rows as they were before
+the step, with the SQL forms of the rules (`rules.*_sql`, held equal to the Python rules by a
+seeded test). Only the deterministic posting ids are computed in Python (blake2b) and passed as
+one JSON parameter. They are not guarded on their own: callers
 go through `cardcore_ledger.eod.run_chunk`, which makes them exactly-once per date.
 
 Accounts of a bucket are found by primary-key range: every account id starts `acc_<bucket:04d>`
@@ -17,6 +24,7 @@ import datetime as dt
 import functools
 import json
 import re
+import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -25,11 +33,10 @@ import sqlalchemy as sa
 
 from cardcore_ledger.domain import Components
 from cardcore_ledger.eod import rules
-from cardcore_ledger.tables import (
-    journal_entries,
-    ledger_accounts,
-    postings,
-)
+from cardcore_ledger.tables import ledger_accounts
+
+SQLITE_MINIMUM = (3, 35)
+"""UPDATE … FROM (3.33), RETURNING and MATERIALIZED common table expressions (3.35)."""
 
 GUARD_SCOPE = "batch-eod"
 """The `idempotency_keys` scope of the end-of-day guards."""
@@ -144,6 +151,11 @@ def _lock_accounts(
 ) -> list[Any]:
     """Lock the chunk's due accounts in id order (the online path locks the account row first,
     too) and return them."""
+    if conn.dialect.name == "sqlite" and sqlite3.sqlite_version_info < SQLITE_MINIMUM:
+        raise RuntimeError(
+            f"end of day needs SQLite >= {'.'.join(map(str, SQLITE_MINIMUM))} (UPDATE … FROM, "
+            f"RETURNING, MATERIALIZED); this Python has SQLite {sqlite3.sqlite_version}"
+        )
     return list(conn.execute(select[conn.dialect.name == "postgresql"], params))
 
 
@@ -187,88 +199,6 @@ def accrue_interest(
     return StepResult(accounts=len(accrued), amount_micro=sum(accrued))
 
 
-# --------------------------------------------------------------------------- the one writer
-
-
-@dataclass(frozen=True)
-class Posting:
-    """One money movement of an account: its id, type, amount (> 0) and journal entries.
-
-    The entries are signed fen per component (see `cardcore_ledger.domain`); they sum to
-    +amount for a debit (the customer owes more) and to -amount for a credit.
-    """
-
-    account_id: str
-    posting_id: str
-    type: str
-    amount: int
-    entries: dict[str, int]
-    description: str | None = None
-    authorization_id: str | None = None
-
-    @property
-    def direction(self) -> str:
-        return "D" if sum(self.entries.values()) > 0 else "C"
-
-
-def write_postings(conn: sa.Connection, business_date: dt.date, batch: Sequence[Posting]) -> None:
-    """THE posting + journal writer: insert postings and their journal entries, in bulk.
-
-    The caller updates the `ledger_accounts` money columns by the same entries in the same
-    transaction (`account_deltas`); a posting whose entries do not sum to its amount is refused
-    before anything is written.
-    """
-    if not batch:
-        return
-    for p in batch:
-        if p.amount <= 0 or abs(sum(p.entries.values())) != p.amount:
-            raise ValueError(f"journal entries {p.entries} do not sum to the posting {p.amount}")
-    now = now_utc()
-    conn.execute(
-        sa.insert(postings),
-        [
-            {
-                "posting_id": p.posting_id,
-                "account_id": p.account_id,
-                "type": p.type,
-                "amount": p.amount,
-                "direction": p.direction,
-                "authorization_id": p.authorization_id,
-                "business_date": business_date,
-                "created_at": now,
-                "description": p.description,
-            }
-            for p in batch
-        ],
-    )
-    conn.execute(
-        sa.insert(journal_entries),
-        [
-            {
-                "posting_id": p.posting_id,
-                "account_id": p.account_id,
-                "component": component,
-                "amount": amount,
-                "business_date": business_date,
-            }
-            for p in batch
-            for component, amount in p.entries.items()
-        ],
-    )
-
-
-def account_deltas(entries: dict[str, int]) -> dict[str, int]:
-    """What journal entries add to each `ledger_accounts` money column (balance identity kept)."""
-    return {
-        "balance": sum(entries.values()),
-        "principal_purchase": entries.get("purchase", 0),
-        "principal_cash": entries.get("cash", 0),
-        "interest": entries.get("interest", 0),
-        "fees": entries.get("fees", 0),
-        "credit_balance": -entries.get("credit", 0),
-    }
-
-
 def components(row: Any) -> Components:
     """THE components of an account row (any row with the ledger_accounts money columns)."""
     return Components(
@@ -280,7 +210,7 @@ def components(row: Any) -> Components:
     )
 
 
-# ---------------------------------------------------------------- the one writer, set-based
+# --------------------------------------------------------------------------- the one writer
 
 ENTRY_COMPONENTS = ("credit", "purchase", "cash", "interest", "fees")
 """The journal components a set-based posting source gives, as columns `e_<component>`."""
@@ -344,17 +274,15 @@ def _source_writers(source: str, dialect: str) -> tuple[sa.TextClause, ...]:
     )
 
 
-def write_postings_select(
-    conn: sa.Connection, source: str, params: dict[str, Any]
-) -> tuple[int, int]:
-    """THE posting + journal writer, set-based: the same columns as `write_postings`, the rows
-    from a SELECT run in the database.
+def write_postings(conn: sa.Connection, source: str, params: dict[str, Any]) -> tuple[int, int]:
+    """THE posting + journal writer: insert postings and their journal entries, set-based, the
+    rows from a SELECT run in the database (one INSERT … SELECT each).
 
     `source` is a SELECT with the columns posting_id, account_id, type, amount, description and
     one signed entry per component `e_credit, e_purchase, e_cash, e_interest, e_fees` (0 = no
     entry); it writes `@posting_id(<account id expression>)` for the deterministic posting id
     found in `params["ids"]` (`posting_ids_json`). `params` carries `d` (the business date) and
-    `now`. As in `write_postings`, a posting whose entries do not sum to its amount is refused
+    `now`. A posting whose entries do not sum to its amount is refused
     before anything is written, and the caller updates the account money columns in the same
     transaction. Returns how many postings it wrote and their total (fen).
     """
@@ -435,7 +363,7 @@ def cycle(conn: sa.Connection, business_date: dt.date, buckets: Sequence[int]) -
 
     Set-based, every statement computed from the account rows as they were before the step:
     lock the due accounts, the result, INSERT … SELECT the statements, the interest postings and
-    their journal entries (`write_postings_select`), then one UPDATE … FROM of the accounts.
+    their journal entries (`write_postings`), then one UPDATE … FROM of the accounts.
     """
     params = _chunk_params(business_date, buckets)
     due = _lock_accounts(conn, _CYCLE_LOCK, params)
@@ -444,7 +372,7 @@ def cycle(conn: sa.Connection, business_date: dt.date, buckets: Sequence[int]) -
     params["ids"] = posting_ids_json(business_date, rules.CYCLE, due)
     params["description"] = f"interest to {business_date.isoformat()}"
     conn.execute(_CYCLE_STATEMENTS, params)
-    items, amount = write_postings_select(conn, _CYCLE_POSTINGS, params)
+    items, amount = write_postings(conn, _CYCLE_POSTINGS, params)
     conn.execute(_CYCLE_ACCOUNTS, params)
     return StepResult(accounts=len(due), items=items, amount_fen=amount)
 
@@ -502,7 +430,7 @@ _DELINQUENCY_ACCOUNTS = _sql(
 def delinquency(conn: sa.Connection, business_date: dt.date, buckets: Sequence[int]) -> StepResult:
     """Statements due yesterday: assess the payment, age, charge the late fee.
 
-    Set-based as `cycle`: lock, result, late-fee postings + journal (`write_postings_select`),
+    Set-based as `cycle`: lock, result, late-fee postings + journal (`write_postings`),
     one UPDATE … FROM of the accounts, all from the account rows as they were before the step.
     """
     params = _chunk_params(business_date, buckets)
@@ -511,6 +439,6 @@ def delinquency(conn: sa.Connection, business_date: dt.date, buckets: Sequence[i
         return StepResult()
     params["ids"] = posting_ids_json(business_date, rules.DELINQUENCY, due)
     params["description"] = f"late fee, minimum due {params['yday'].isoformat()} unpaid"
-    items, amount = write_postings_select(conn, _DELINQUENCY_POSTINGS, params)
+    items, amount = write_postings(conn, _DELINQUENCY_POSTINGS, params)
     conn.execute(_DELINQUENCY_ACCOUNTS, params)
     return StepResult(accounts=len(due), items=items, amount_fen=amount)
