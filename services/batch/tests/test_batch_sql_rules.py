@@ -4,6 +4,7 @@ SQLite and PostgreSQL, on thousands of seeded values (boundaries, signs, large a
 
 from __future__ import annotations
 
+import datetime as dt
 import random
 from collections.abc import Callable, Sequence
 
@@ -14,7 +15,7 @@ from cardcore_batch import service
 from cardcore_batch.settings import BatchSettings, load_batch_settings
 from cardcore_kernel.money import percent_of
 from cardcore_kernel.testing import StackEnv
-from cardcore_ledger.eod import rules
+from cardcore_ledger.eod import rules, write_postings
 
 CASES = 4000
 
@@ -102,3 +103,25 @@ def test_credit_balance_pays_a_debit_first_like_the_rule(engine: sa.Engine) -> N
     rng = random.Random(3)
     rows = [(_amount(rng) % 10**9, _amount(rng) % 10**9) for _ in range(CASES)]
     _agree(engine, rules.from_credit_sql("c0", "c1"), min, rows)
+
+
+def test_the_writer_refuses_entries_that_do_not_sum_to_the_posting(engine: sa.Engine) -> None:
+    """`eod.write_postings` checks every row of its SELECT before writing anything."""
+    source = (
+        "SELECT @posting_id(s.account_id) AS posting_id, s.account_id, 'interest' AS type, "
+        "s.amount, 'x' AS description, 0 AS e_credit, 0 AS e_purchase, 0 AS e_cash, "
+        "s.e_interest, 0 AS e_fees FROM (SELECT 'acc_0001a' AS account_id, 500 AS amount, "
+        "500 AS e_interest UNION ALL SELECT 'acc_0001b', 500, 499) s"
+    )
+    params = {
+        "d": dt.date(2026, 12, 5),
+        "now": dt.datetime(2026, 12, 5, tzinfo=dt.UTC),
+        "ids": '{"acc_0001a": "pst_test_a", "acc_0001b": "pst_test_b"}',
+    }
+    with pytest.raises(ValueError, match="do not sum"), engine.begin() as conn:
+        write_postings(conn, source, params)
+    with engine.connect() as conn:
+        written = conn.execute(
+            sa.text("SELECT COUNT(*) FROM postings WHERE posting_id LIKE 'pst_test_%'")
+        ).scalar_one()
+    assert written == 0
