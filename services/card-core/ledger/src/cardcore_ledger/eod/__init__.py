@@ -22,11 +22,13 @@ Contract (what the ledger promises its caller):
 - `account_count` says how many accounts a shard holds (to size partitions by).
 - `bucket_results` (`results_by_step`: every step at once) reads back what each done bucket did
   (from its guard), so a caller's totals are right however often a unit ran.
-- Money: one posting + journal writer (`write_postings`), one components function
+- Money: one posting + journal writer (`write_postings`, set-based: postings and journal
+  entries from one SELECT, INSERT … SELECT), one components function
   (`components`), the balance identity of `cardcore_ledger.tables` kept in every transaction:
   balance = SUM(journal_entries.amount), each component = its entries.
 - Rules (`rules`): the interest, statement and delinquency model as pure functions over integer
-  fen and micro units (1/100 fen); the set-based accrual SQL agrees with them exactly.
+  fen and micro units (1/100 fen), and their SQL forms, which the set-based step SQL computes
+  with and which agree with them exactly.
 
 Known limit: the guards stay in `idempotency_keys`; an interrupted date must be resumed before
 the ledger purges its old keys (a completed date is protected by the caller's job record).
@@ -54,9 +56,7 @@ from cardcore_ledger.eod.rules import (
 )
 from cardcore_ledger.eod.steps import (
     GUARD_SCOPE,
-    Posting,
     StepResult,
-    account_deltas,
     components,
     write_postings,
 )
@@ -69,10 +69,8 @@ __all__ = [
     "EXPIRE_HOLDS",
     "GUARD_SCOPE",
     "STEPS",
-    "Posting",
     "StepResult",
     "account_count",
-    "account_deltas",
     "bucket_results",
     "buckets_with_work",
     "components",

@@ -114,6 +114,50 @@ def assess_payment(
     )
 
 
+# --------------------------------------------------------------------------- the rules in SQL
+# SQL expressions (over column names or sub-expressions) of the rules above, for the set-based
+# step SQL; each must agree exactly with its Python rule (a seeded test compares them on many
+# values on SQLite and PostgreSQL).
+# Integer division truncates toward zero on both databases, so half-up (away from zero, as
+# Decimal ROUND_HALF_UP) is written per sign. Every operand is an integer: PostgreSQL's SUM of
+# BIGINT is NUMERIC (its "/" would not truncate), so sums are CAST back to BIGINT.
+
+
+def percent_of_sql(x: str, percent: int) -> str:
+    """percent_of in SQL."""
+    return (
+        f"(CASE WHEN ({x}) >= 0 THEN (({x}) * {percent} + 50) / 100 "
+        f"ELSE -((-({x}) * {percent} + 50) / 100) END)"
+    )
+
+
+def posted_interest_fen_sql(micro: str) -> str:
+    """posted_interest_fen in SQL."""
+    return (
+        f"(CASE WHEN ({micro}) >= 0 THEN (({micro}) + 50) / 100 ELSE -((50 - ({micro})) / 100) END)"
+    )
+
+
+def from_credit_sql(amount: str, credit: str) -> str:
+    """debit_entries: an existing credit balance pays a debit first (min(amount, credit))."""
+    return (
+        f"(CASE WHEN ({amount}) = 0 THEN 0 WHEN ({amount}) < ({credit}) THEN ({amount}) "
+        f"ELSE ({credit}) END)"
+    )
+
+
+def minimum_payment_sql(balance: str, principal: str, interest: str, fees: str, past: str) -> str:
+    """minimum_payment in SQL."""
+    tenth = percent_of_sql(principal, MINIMUM_PRINCIPAL_PERCENT)
+    owed = f"({tenth} + {interest} + {fees} + {past})"
+    floor = MINIMUM_PAYMENT_FLOOR
+    floored = f"(CASE WHEN {owed} > {floor} THEN {owed} ELSE {floor} END)"
+    return (
+        f"(CASE WHEN {balance} <= 0 THEN 0 WHEN {balance} < {floor} THEN {balance} "
+        f"WHEN {floored} > {balance} THEN {balance} ELSE {floored} END)"
+    )
+
+
 STEP_CODES = {CYCLE: "I", DELINQUENCY: "L"}
 
 
