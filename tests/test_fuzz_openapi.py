@@ -9,8 +9,8 @@ not — and every response must keep the API's promises:
   content type and its body match what is declared for that status.
 Findings are collected (one per operation and kind) and reported together, not just the first.
 
-One harness for every service: a `FuzzTarget` names how to build the app; add the gateway admin
-API and legacy-ccs as further targets. CI runs `FUZZ_EXAMPLES` examples with a fixed seed (fast);
+One harness for every service: a `FuzzTarget` names how to build the app (accounts, ledger,
+legacy-ccs; the gateway admin API is still to be added). CI runs `FUZZ_EXAMPLES` examples with a fixed seed (fast);
 the long run is `make fuzz` (CARDCORE_FUZZ_EXAMPLES=5000, any seed via CARDCORE_FUZZ_SEED).
 """
 
@@ -55,6 +55,14 @@ def _ledger_app() -> FastAPI:
     return create_app()
 
 
+def _legacy_app() -> FastAPI:
+    from cardcore_legacy.api.app import create_app
+    from cardcore_legacy.ccs.store import init_schema
+
+    init_schema(get_settings().legacy_url)  # the CCS tables the front serves (empty)
+    return create_app()
+
+
 @dataclass(frozen=True)
 class FuzzTarget:
     name: str
@@ -64,6 +72,7 @@ class FuzzTarget:
 TARGETS = [
     pytest.param(FuzzTarget("accounts", _accounts_app), id="accounts"),
     pytest.param(FuzzTarget("ledger", _ledger_app), id="ledger"),
+    pytest.param(FuzzTarget("legacy-ccs", _legacy_app), id="legacy-ccs"),
 ]
 
 

@@ -86,18 +86,6 @@ class Repay(Command):
     amount: Fen
 
 
-class ErrorDetail(BaseModel):
-    code: str
-    message: str
-    field: str | None
-
-
-class ErrorOut(BaseModel):
-    """The kernel's error JSON."""
-
-    error: ErrorDetail
-
-
 class AuthorizationOut(BaseModel):
     authorization_id: str
     status: Literal["approved", "declined"]

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Query
 from fastapi.responses import JSONResponse
 
+from cardcore_kernel.errors import error_responses
 from cardcore_legacy import domain
 from cardcore_legacy.api.models import (
     AccountOut,
@@ -21,7 +22,6 @@ from cardcore_legacy.api.models import (
     Clear,
     ClearingOut,
     Command,
-    ErrorOut,
     LostCardOut,
     PostingOut,
     Refund,
@@ -47,12 +47,13 @@ IdempotencyKey = Annotated[
 
 
 def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    meaning = {
-        404: "unknown id or card",
-        409: "wrong state",
-        422: "invalid input (names the field)",
-    }
-    return {status: {"model": ErrorOut, "description": meaning[status]} for status in statuses}
+    """The kernel's error JSON for these statuses; every route can also answer 422."""
+    return error_responses(*sorted({*statuses, 422}))
+
+
+def _body_errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """A route with a JSON body also answers 400 when the body is not readable JSON."""
+    return _errors(400, *statuses)
 
 
 money = APIRouter(prefix="/v1", tags=["money"])
@@ -81,7 +82,7 @@ def _respond(outcome: Outcome) -> JSONResponse:
     "/authorizations",
     status_code=201,
     response_model=AuthorizationOut,
-    responses=_errors(404, 422),
+    responses=_body_errors(404, 422),
 )
 def authorize(command: Authorize, service: Service, key: IdempotencyKey = None) -> JSONResponse:
     """Approve (a CCS_AUTH hold) or decline (nothing written) a card payment by PAN."""
@@ -102,7 +103,7 @@ def authorize(command: Authorize, service: Service, key: IdempotencyKey = None) 
     "/authorizations/{authorization_id}/reversals",
     status_code=201,
     response_model=ReversalOut,
-    responses=_errors(404, 409, 422),
+    responses=_body_errors(404, 409, 422),
 )
 def reverse(
     authorization_id: str,
@@ -117,7 +118,7 @@ def reverse(
 
 
 @money.post(
-    "/clearings", status_code=201, response_model=ClearingOut, responses=_errors(404, 409, 422)
+    "/clearings", status_code=201, response_model=ClearingOut, responses=_body_errors(404, 409, 422)
 )
 def clear(command: Clear, service: Service, key: IdempotencyKey = None) -> JSONResponse:
     """Match an authorization once (CCS_AUTH → M, a CCS_TXN 1000/1010), or force-post by PAN."""
@@ -131,14 +132,18 @@ def clear(command: Clear, service: Service, key: IdempotencyKey = None) -> JSONR
     )
 
 
-@money.post("/refunds", status_code=201, response_model=PostingOut, responses=_errors(404, 422))
+@money.post(
+    "/refunds", status_code=201, response_model=PostingOut, responses=_body_errors(404, 422)
+)
 def refund(command: Refund, service: Service, key: IdempotencyKey = None) -> JSONResponse:
     """A merchant refund: CCS_TXN 1100 C, lowers BAL_PRIN, the excess becomes credit."""
     claim = _claim("refunds", key, command)
     return _respond(service.refund(command.pan, command.amount, command.authorization_id, claim))
 
 
-@money.post("/repayments", status_code=201, response_model=PostingOut, responses=_errors(404, 422))
+@money.post(
+    "/repayments", status_code=201, response_model=PostingOut, responses=_body_errors(404, 422)
+)
 def repay(command: Repay, service: Service, key: IdempotencyKey = None) -> JSONResponse:
     """A repayment: CCS_TXN 2000 C, fees → interest → principal → credit."""
     claim = _claim("repayments", key, command)
