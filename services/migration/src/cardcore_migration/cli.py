@@ -428,9 +428,18 @@ def migrate_verify(
         str | None, typer.Option("--run", help="An apply run id (default: the latest).")
     ] = None,
     archive_dir: ArchiveDirOption = None,
+    buckets: Annotated[
+        str | None,
+        typer.Option(
+            "--buckets",
+            help="LO-HI: compare CCS and the core for these buckets at one position while "
+            "`migrate sync` runs (VDiff-style).",
+        ),
+    ] = None,
 ) -> None:
     """Reconcile an apply run against the target: counts, balances, journal, holds, digests,
-    and the archive files it read against the archive directory."""
+    and the archive files it read against the archive directory. With --buckets: CCS and the
+    core row by row for a bucket range, while changes flow."""
     config = settings()
     archive_path = _archive_dir(config, archive_dir)
     ctx = _prepare(config)
@@ -440,6 +449,11 @@ def migrate_verify(
     if run.status != "completed":
         raise fail(f"run {run.run_id} is {run.status}, not completed: nothing to verify")
     accounts, ledger = _check_target(config, ctx)
+    if buckets is not None:
+        from cardcore_migration.cli_cdc import verify_buckets_command
+
+        verify_buckets_command(config, ctx, run, accounts, ledger, buckets)
+        return
     from cardcore_migration.reconcile import reconcile
 
     result = reconcile(ctx, accounts, ledger, run.run_id, archive_path)
@@ -510,6 +524,9 @@ def migrate_status(
         _row(run), [_row(c) for c in repo.chunks(run.run_id)], archive_verdicts(repo, run.run_id)
     )
     _summary(report)
+    from cardcore_migration.cli_cdc import print_cdc_status
+
+    print_cdc_status(repo.engine, run.run_id)
     if run.status == "failed":
         raise fail(f"run {run.run_id} failed: {run.error}")
 
@@ -530,3 +547,8 @@ def _snapshot(repo: Any, run_id: str) -> None:
             entity, total=len(mine), completed=len(done), rows=f"{sum(c.rows_read for c in done):,}"
         )
     console.print(progress.get_renderable())
+
+
+from cardcore_migration import cli_cdc as _cli_cdc  # noqa: E402  `migrate sync` registers itself
+
+__all__ = ["_cli_cdc", "legacy_app", "migrate_app"]

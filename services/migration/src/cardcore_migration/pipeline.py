@@ -47,6 +47,7 @@ from cardcore_legacy.ccs.store import safe_url
 from cardcore_migration.adapters import archive
 from cardcore_migration.adapters import source as ccs
 from cardcore_migration.adapters.control import ControlRepository, now
+from cardcore_migration.cdc.source import snapshot
 from cardcore_migration.domain import rules
 from cardcore_migration.sinks import Sink
 
@@ -240,7 +241,13 @@ def plan_run(
     """Record a run: watermarks, the C06/T06 duplicate sets, F01 of the archive files, and
     every chunk of every entity."""
     engine = ctx.source
-    upd_ts, txn_seq, auth_id = ccs.watermarks(engine)
+    log_file, position = None, None
+    if mode == "apply":  # the position `migrate sync` follows from (cdc/source.py)
+        taken = snapshot(engine)
+        upd_ts, txn_seq, auth_id = taken.upd_ts, taken.txn_seq, taken.auth_id
+        log_file, position = taken.log_file, taken.position
+    else:
+        upd_ts, txn_seq, auth_id = ccs.watermarks(engine)
     # The T06 pass reads every transaction's (ACCT_NO, REF_NO): the plan's longest scan. It runs
     # beside the other scans (connectorx and polars work without the GIL; CCS answers on a
     # second connection).
@@ -268,6 +275,8 @@ def plan_run(
             "watermark_upd_ts": upd_ts,
             "watermark_txn_seq": txn_seq,
             "watermark_auth_id": auth_id,
+            "source_log_file": log_file,
+            "source_position": position,
             "created_at": now(),
         },
         chunks,

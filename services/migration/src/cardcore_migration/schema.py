@@ -25,6 +25,10 @@ migration_run = sa.Table(
     sa.Column("watermark_upd_ts", sa.String(14)),
     sa.Column("watermark_txn_seq", sa.BigInteger),
     sa.Column("watermark_auth_id", sa.BigInteger),
+    # the CCS change-stream position the watermarks were read at (cdc/): MariaDB binlog file
+    # and the ordinal (file number << 32 | offset); SQLite the change table's sequence
+    sa.Column("source_log_file", sa.String(64)),
+    sa.Column("source_position", sa.BigInteger),
     sa.Column("error", sa.Text),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("started_at", sa.DateTime(timezone=True)),
@@ -78,6 +82,28 @@ migration_finding = sa.Table(
     sa.Column("display_key", sa.String(64), nullable=False),  # cards: masked PAN
     sa.Column("codes", sa.String(64), nullable=False),  # space-separated rule codes
     sa.Column("rejected", sa.Boolean, nullable=False),
+)
+
+# One row per apply run that `migrate sync` follows: where it started, what the control
+# database has applied (findings and counts are written with this position, in one transaction),
+# the lag it last observed, and a pause point `migrate verify --buckets` asks it to hold at.
+migration_cdc = sa.Table(
+    "migration_cdc",
+    metadata,
+    sa.Column("run_id", sa.String(32), primary_key=True),
+    sa.Column("source_kind", sa.String(16), nullable=False),  # mariadb-binlog | sqlite-log
+    sa.Column("start_position", sa.BigInteger, nullable=False),
+    sa.Column("applied_log_file", sa.String(64)),
+    sa.Column("applied_position", sa.BigInteger, nullable=False),
+    sa.Column("applied_source_ts", sa.DateTime(timezone=True)),  # commit time of the last one
+    sa.Column("head_log_file", sa.String(64)),
+    sa.Column("head_position", sa.BigInteger),
+    sa.Column("events_behind", sa.BigInteger),
+    sa.Column("seconds_behind", sa.Float),
+    sa.Column("counts", sa.JSON),  # {table: {"applied": n, "rejected": n, "skipped": n}}
+    sa.Column("pause_at", sa.BigInteger),  # verify --buckets: apply nothing past it
+    sa.Column("status", sa.String(16), nullable=False),  # running | stopped | caught-up
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
 )
 
 SCHEMA = ServiceSchema("migration", "cardcore_migration:alembic", target="control")

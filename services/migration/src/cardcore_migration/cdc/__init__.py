@@ -1,0 +1,1 @@
+"""Change data capture: CCS changes after the snapshot, applied to the core (sync.py)."""
