@@ -7,6 +7,10 @@ these tests do not depend on other services' migrations.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -143,6 +147,33 @@ def echo(logs_dir: Path) -> Iterator[EchoFactory]:
     stop_all(started)
 
 
+class GatewayProcess(ServiceProcess):
+    """A gateway on its own front (`python -m cardcore_gateway`), or under uvicorn when asked."""
+
+    def __init__(self, *args: object, front: str = "native", **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.front = front
+
+    def start(self, timeout: float = 120.0) -> ServiceProcess:
+        if self.front != "native":
+            return super().start(timeout)
+        log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
+        command = [sys.executable, "-m", "cardcore_gateway", "--port", str(self.port)]
+        self.process = subprocess.Popen(command, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"gateway exited with {self.process.returncode}")
+            try:
+                if httpx.get(self.url + self.ready_path, timeout=1.0).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise TimeoutError(f"gateway not ready on {self.url} after {timeout}s")
+
+
 GatewayFactory = Callable[..., ServiceProcess]
 ReplicasFactory = Callable[..., list[ServiceProcess]]
 
@@ -168,6 +199,7 @@ def gateway_replicas(
         count: int = 1,
         env: dict[str, str] | None = None,
         stack_env: dict[str, str] | None = None,
+        front: str = os.environ.get("GATEWAY_TEST_FRONT", "native"),
     ) -> list[ServiceProcess]:
         full_env = {
             "CARDCORE_REDIS_URL": "",
@@ -179,10 +211,11 @@ def gateway_replicas(
             **(env or {}),
         }
         processes = [
-            ServiceProcess(
+            GatewayProcess(
                 GATEWAY_APP,
                 env={**full_env, "GATEWAY_INSTANCE_NAME": f"gateway-{n}"},
                 log_path=logs_dir / f"gateway-{uuid.uuid4().hex[:6]}.log",
+                front=front,
             )
             for n in range(count)
         ]
@@ -203,8 +236,9 @@ def gateway_factory(gateway_replicas: ReplicasFactory) -> GatewayFactory:
         pools: dict[str, list[str]],
         env: dict[str, str] | None = None,
         stack_env: dict[str, str] | None = None,
+        front: str = os.environ.get("GATEWAY_TEST_FRONT", "native"),
     ) -> ServiceProcess:
-        return gateway_replicas(pools, 1, env=env, stack_env=stack_env)[0]
+        return gateway_replicas(pools, 1, env=env, stack_env=stack_env, front=front)[0]
 
     return start
 

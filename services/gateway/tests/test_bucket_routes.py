@@ -6,6 +6,8 @@ count against the gateway; traffic is then checked to have moved.
 
 Two echo upstreams play the `legacy` and `core` pools and report their name; two gateway
 replicas share the table through Redis, or through the control database (SQLite, PostgreSQL).
+The table moves LEGACY-ORIGIN ids only (`acc_0007L...`): ids created in the new core stay on the
+core even in a bucket routed to `legacy`, by path, by body id and by PAN.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import pytest
 
 from cardcore_kernel.control import PanDirectory
 from cardcore_kernel.db import make_engine
-from cardcore_kernel.ids import child_id
+from cardcore_kernel.ids import child_id, legacy_child_id
 from cardcore_kernel.pan import PanVault, generate_pan
 from cardcore_kernel.testing import StackEnv
 from conftest import REDIS_URL, EchoFactory, ReplicasFactory, auth, upgrade_control
@@ -60,14 +62,19 @@ def put_routes(gateway: str, ranges: list[str], pool: str | None) -> httpx.Respo
     )
 
 
-def check_bucket_move(gateways: list[str], pan: str | None) -> None:
-    moved = f"/v1/accounts/{child_id('account', MOVED)}/balance"
-    stays = f"/v1/accounts/{child_id('account', STAYS)}/balance"
-    account_route = f"/v1/accounts/{child_id('account', MOVED)}"
+def check_bucket_move(gateways: list[str], pans: tuple[str, str] | None) -> None:
+    """`pans`: a legacy card's PAN and a new-core card's PAN, both in bucket MOVED."""
+    moved = f"/v1/accounts/{legacy_child_id('account', MOVED, '6222000000000007')}/balance"
+    stays = f"/v1/accounts/{legacy_child_id('account', STAYS, '6222000000000008')}/balance"
+    new_core = f"/v1/accounts/{child_id('account', MOVED)}/balance"
+    account_route = f"/v1/accounts/{legacy_child_id('account', MOVED, '6222000000000007')}"
+    legacy_card_body = {"card_id": legacy_child_id("card", MOVED, "6222000000000007")}
+    new_card_body = {"card_id": child_id("card", MOVED)}
     for gateway in gateways:
         assert served_by(gateway, moved) == "core"
-        if pan is not None:
-            assert served_by(gateway, "/v1/authorizations", json={"pan": pan}) == "core"
+        assert served_by(gateway, "/v1/authorizations", json=legacy_card_body) == "core"
+        if pans is not None:
+            assert served_by(gateway, "/v1/authorizations", json={"pan": pans[0]}) == "core"
 
     started = time.time()
     response = put_routes(gateways[0], ["5-7"], "legacy")
@@ -79,10 +86,15 @@ def check_bucket_move(gateways: list[str], pan: str | None) -> None:
     for gateway in gateways:
         assert served_by(gateway, moved) == "legacy"
         assert served_by(gateway, stays) == "core"
+        # created in the new core: never sent to the legacy side, whatever its bucket's route
+        assert served_by(gateway, new_core) == "core"
+        assert served_by(gateway, "/v1/authorizations", json=legacy_card_body) == "legacy"
+        assert served_by(gateway, "/v1/authorizations", json=new_card_body) == "core"
         # the accounts route does not list legacy/core among its bucket pools: unaffected
         assert served_by(gateway, account_route) == "core"
-        if pan is not None:
-            assert served_by(gateway, "/v1/authorizations", json={"pan": pan}) == "legacy"
+        if pans is not None:
+            assert served_by(gateway, "/v1/authorizations", json={"pan": pans[0]}) == "legacy"
+            assert served_by(gateway, "/v1/authorizations", json={"pan": pans[1]}) == "core"
             unknown = generate_pan("999999")
             assert served_by(gateway, "/v1/authorizations", json={"pan": unknown}) == "core"
         table = httpx.get(gateway + "/admin/bucket-routes", headers=auth()).json()
@@ -106,7 +118,7 @@ def test_bucket_move_through_redis_reaches_both_replicas(
         "GATEWAY_BUCKET_ROUTES_STORE": "redis",
     }
     gateways = [g.url for g in gateway_replicas(pool_urls, 2, env=env)]
-    check_bucket_move(gateways, pan=None)
+    check_bucket_move(gateways, pans=None)
     check_bad_changes_are_422(gateways[0])
 
 
@@ -114,14 +126,17 @@ def test_bucket_move_through_the_control_db_reaches_both_replicas(
     db_stack: StackEnv, pool_urls: dict[str, list[str]], gateway_replicas: ReplicasFactory
 ) -> None:
     settings = upgrade_control(db_stack)
-    pan = generate_pan(settings.card_bin)
+    legacy_pan, new_pan = generate_pan(settings.card_bin), generate_pan(settings.card_bin)
     control = make_engine(settings.control_database_url)
-    fingerprint = PanVault(*settings.pan_keys()).fingerprint(pan)
-    PanDirectory(control).register(fingerprint, child_id("card", MOVED), MOVED)
+    vault, directory = PanVault(*settings.pan_keys()), PanDirectory(control)
+    directory.register(
+        vault.fingerprint(legacy_pan), legacy_child_id("card", MOVED, legacy_pan), MOVED
+    )
+    directory.register(vault.fingerprint(new_pan), child_id("card", MOVED), MOVED)
     control.dispose()
     env = {"GATEWAY_BUCKET_ROUTES_STORE": "database"}
     gateways = [g.url for g in gateway_replicas(pool_urls, 2, env=env, stack_env=db_stack.env)]
-    check_bucket_move(gateways, pan=pan)
+    check_bucket_move(gateways, pans=(legacy_pan, new_pan))
 
 
 def check_bad_changes_are_422(gateway: str) -> None:

@@ -80,6 +80,14 @@ def test_route_buckets_changes_the_table_and_its_version(cli_env: StackEnv) -> N
     assert version == 3
     expected = {b: "core" for b in range(511)} | {7: "legacy", 100: "legacy", 101: "legacy"}
     assert table == expected
+    # freezes live in the same store, under the same version counter
+    engine = make_engine(get_settings().control_database_url)
+    store = SqlBucketRouteStore(engine)
+    assert asyncio.run(store.freeze([5, 6, 7], True)) == 4
+    assert asyncio.run(store.freeze([7], False)) == 5
+    assert sorted(asyncio.run(store.load_frozen())) == [5, 6]
+    assert asyncio.run(store.load())[1] == expected  # the route table is untouched
+    engine.dispose()
     shown = runner.invoke(app, ["bucket-routes"])
     assert "core\t0-6 8-99 102-510" in shown.output and "legacy\t7 100-101" in shown.output
 

@@ -21,11 +21,13 @@ def core(echo: EchoFactory) -> str:
     return echo("core").url
 
 
-@pytest.fixture(scope="module")
-def gateway(core: str, gateway_factory: GatewayFactory) -> str:
+@pytest.fixture(scope="module", params=["native", "uvicorn"])
+def gateway(core: str, gateway_factory: GatewayFactory, request: pytest.FixtureRequest) -> str:
+    """The same behaviour on both fronts: the gateway's own server and uvicorn (`cardcore up`)."""
     return gateway_factory(
         {"core": [core], "accounts": [core], "legacy": []},
         env={"GATEWAY_BREAKER_FAILURES": "1000"},
+        front=request.param,
     ).url
 
 

@@ -12,8 +12,8 @@ import pytest
 from cardcore_gateway.bucket_routes import compress, parse_buckets
 from cardcore_gateway.config import ConfigError, load_config, parse_config
 from cardcore_gateway.keys import hash_key, parse_scopes
-from cardcore_gateway.proxy import bucket_in_path
 from cardcore_gateway.ratelimit import Decision, LocalLimiter
+from cardcore_gateway.stages.route import bucket_in_path
 from cardcore_gateway.upstreams import BreakerState, CircuitBreaker, Pool, RetryBudget
 from cardcore_kernel.ids import child_id
 

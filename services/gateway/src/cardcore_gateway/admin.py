@@ -4,6 +4,10 @@ Admin API:
 - `GET /admin/bucket-routes` - the bucket -> pool table (as ranges per pool) and its version
 - `PUT /admin/bucket-routes` - `{"buckets": [..], "ranges": ["0-127"], "pool": "core"}`;
   `"pool": null` removes the buckets from the table (back to each route's default pool)
+- `GET /admin/bucket-freezes` - frozen buckets, requests held now, legacy writes in flight;
+  `PUT` `{"ranges": [..], "frozen": true|false}` freezes / releases (every replica, through the
+  store); `POST /admin/bucket-freezes/drain` `{"ranges", "timeout"}` waits for the in-flight
+  writes of this replica (see stages/hold.py)
 - `GET /admin/upstreams` - pools, instances, probe health and breaker state (this replica's view)
 - `GET /admin/routes` - the route table in force
 - `POST /admin/keys` `{"name", "scopes"}` -> the new key, shown once; `GET /admin/keys`;
@@ -21,7 +25,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
 
-from cardcore_gateway.bucket_routes import parse_buckets
+from cardcore_gateway.bucket_routes import compress, parse_buckets
 from cardcore_gateway.keys import Client, KeyExistsError, parse_scopes
 from cardcore_kernel.errors import ApiError, InvalidError, NotFoundError, install_error_handlers
 from cardcore_kernel.observability import RequestContextMiddleware
@@ -34,6 +38,28 @@ class BucketRoutesChange(BaseModel):
     buckets: list[int] = Field(default_factory=list)
     ranges: list[str] = Field(default_factory=list)
     pool: str | None
+
+
+class BucketFreezesChange(BaseModel):
+    buckets: list[int] = Field(default_factory=list)
+    ranges: list[str] = Field(default_factory=list)
+    frozen: bool
+
+
+class DrainRequest(BaseModel):
+    buckets: list[int] = Field(default_factory=list)
+    ranges: list[str] = Field(default_factory=list)
+    timeout: float = Field(default=1.0, gt=0, le=60)
+
+
+def _buckets(buckets: list[int], ranges: list[str]) -> list[int]:
+    try:
+        parsed = parse_buckets([*buckets, *ranges])
+    except ValueError as exc:
+        raise InvalidError("ranges", str(exc)) from None
+    if not parsed:
+        raise InvalidError("buckets", "give buckets or ranges")
+    return parsed
 
 
 class NewKey(BaseModel):
@@ -85,6 +111,39 @@ def create_admin_app(gateway: Gateway) -> FastAPI:
         await gateway.bucket_router.store.assign(buckets, change.pool)
         await gateway.bucket_router.refresh()
         return {**gateway.bucket_router.snapshot(), "changed": len(buckets)}
+
+    def freezes() -> dict[str, object]:
+        router, hold = gateway.bucket_router, gateway.proxy.hold
+        return {
+            "version": router.version,
+            "loaded_at": router.loaded_at,
+            "frozen": compress(router.frozen),
+            "held": hold.held,
+            "held_total": hold.held_total,
+            "longest_hold_ms": round(hold.longest_hold * 1000, 2),
+            "in_flight": hold.in_flight(router.frozen),
+            "max_hold_seconds": hold.max_hold,
+        }
+
+    @admin.get("/bucket-freezes")
+    async def get_bucket_freezes() -> dict[str, object]:
+        """This replica's frozen buckets, requests held now, legacy writes still in flight."""
+        return freezes()
+
+    @admin.put("/bucket-freezes")
+    async def put_bucket_freezes(change: BucketFreezesChange) -> dict[str, object]:
+        """Freeze (hold writes) or release buckets on every replica (through the shared store)."""
+        buckets = _buckets(change.buckets, change.ranges)
+        await gateway.bucket_router.store.freeze(buckets, change.frozen)
+        await gateway.bucket_router.refresh()
+        return {**freezes(), "changed": len(buckets)}
+
+    @admin.post("/bucket-freezes/drain")
+    async def drain(request: DrainRequest) -> dict[str, object]:
+        """Wait until this replica has no legacy-origin write in flight for the buckets."""
+        buckets = _buckets(request.buckets, request.ranges)
+        drained = await gateway.proxy.hold.drain(buckets, request.timeout)
+        return {"drained": drained, "in_flight": gateway.proxy.hold.in_flight(buckets)}
 
     @admin.get("/upstreams")
     async def get_upstreams() -> dict[str, object]:
@@ -161,6 +220,7 @@ def create_admin_app(gateway: Gateway) -> FastAPI:
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:
+        gateway.observer.flush()  # requests recorded since the last flush count too
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     app.add_middleware(RequestContextMiddleware, service="gateway")

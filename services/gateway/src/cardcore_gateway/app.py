@@ -19,10 +19,18 @@ import structlog
 from cardcore_gateway.admin import create_admin_app
 from cardcore_gateway.bucket_routes import BucketRouter, bucket_route_store, redis_client
 from cardcore_gateway.config import load_config
+from cardcore_gateway.exchange import Receive, Scope, Send
 from cardcore_gateway.keys import Authenticator, KeyRepository
-from cardcore_gateway.proxy import PanBuckets, Proxy, Receive, Scope, Send
+from cardcore_gateway.observe import Observer
+from cardcore_gateway.proxy import Proxy
 from cardcore_gateway.ratelimit import LocalLimiter, RedisLimiter
 from cardcore_gateway.settings import GatewaySettings, get_gateway_settings
+from cardcore_gateway.stages.authenticate import Authenticate
+from cardcore_gateway.stages.forward import Forward
+from cardcore_gateway.stages.hold import Hold
+from cardcore_gateway.stages.limit import Limit
+from cardcore_gateway.stages.match import Match
+from cardcore_gateway.stages.route import PanBuckets, RouteStage
 from cardcore_gateway.upstream_http import UpstreamClient
 from cardcore_gateway.upstreams import Pool, RetryBudget, probe_forever
 from cardcore_kernel.control import PanDirectory
@@ -82,21 +90,28 @@ class Gateway:
             bucket_route_store(self.settings, self.kernel, self.redis),
             self.settings.bucket_routes_poll,
         )
+        self.upstream = UpstreamClient(self.settings.max_connections)
+        self.observer = Observer(self.settings.access_log)
+        self.route_stage = RouteStage(
+            self.bucket_router,
+            PanBuckets(PanVault(*self.kernel.pan_keys()), PanDirectory(self.control)),
+        )
         self.proxy = Proxy(
-            config=self.config,
-            pools=self.pools,
-            authenticator=self.authenticator,
-            limiter=limiter,
-            default_rate=self.settings.rate_limit_rate,
-            default_burst=self.settings.rate_limit_burst,
-            bucket_router=self.bucket_router,
-            pan_buckets=PanBuckets(PanVault(*self.kernel.pan_keys()), PanDirectory(self.control)),
-            retry_budget=RetryBudget(
-                self.settings.retry_budget_ratio,
-                self.settings.retry_budget_min_per_second,
-                self.settings.retry_budget_window,
+            match=Match(self.config),
+            authenticate=Authenticate(self.authenticator),
+            limit=Limit(limiter, self.settings.rate_limit_rate, self.settings.rate_limit_burst),
+            route=self.route_stage,
+            hold=Hold(self.bucket_router, self.route_stage, self.settings.freeze_max_hold),
+            forward=Forward(
+                self.pools,
+                self.upstream,
+                RetryBudget(
+                    self.settings.retry_budget_ratio,
+                    self.settings.retry_budget_min_per_second,
+                    self.settings.retry_budget_window,
+                ),
             ),
-            log_requests=self.settings.access_log,
+            observer=self.observer,
         )
         self.admin = create_admin_app(self)
         self._tasks: list[asyncio.Task[Any]] = []
@@ -104,7 +119,7 @@ class Gateway:
 
     async def startup(self) -> None:
         self._probe_client = httpx.AsyncClient(trust_env=False)
-        self.proxy.upstream = UpstreamClient(self.settings.max_connections)
+        self.observer.start()
         try:
             await self.bucket_router.refresh()
         except Exception as exc:  # start anyway; the poller keeps trying and says so
@@ -135,8 +150,8 @@ class Gateway:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        if self.proxy.upstream is not None:
-            self.proxy.upstream.close()
+        await self.observer.stop()
+        self.upstream.close()
         if self._probe_client is not None:
             await self._probe_client.aclose()
         if self.redis is not None:

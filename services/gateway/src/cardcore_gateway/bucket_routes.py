@@ -5,6 +5,11 @@ database (`gateway_bucket_routes` + a version row). Every replica keeps the tabl
 poller re-reads it whenever the version moved (every `bucket_routes_poll` seconds, 250 ms by
 default), so a change reaches every replica well within a second and the hot path never waits on
 the store. Buckets absent from the table stay on each route's default pool.
+
+Beside the table, the same store holds the set of FROZEN buckets (the cutover's freeze, see
+stages/hold.py): same version counter, same poller, so a freeze and a release reach every replica
+the way a route change does. While any bucket is frozen the poller checks every
+`FROZEN_POLL_SECONDS` (50 ms), so held requests are released promptly.
 """
 
 from __future__ import annotations
@@ -19,13 +24,14 @@ import sqlalchemy as sa
 import structlog
 
 from cardcore_gateway.settings import GatewaySettings
-from cardcore_gateway.tables import bucket_routes_table, state_table
+from cardcore_gateway.tables import bucket_freezes_table, bucket_routes_table, state_table
 from cardcore_kernel.db import control_engine
 from cardcore_kernel.settings import CardcoreSettings
 from cardcore_kernel.sharding import BUCKET_COUNT
 
 log = structlog.get_logger("cardcore.gateway.bucket_routes")
 STATE_NAME = "bucket_routes"
+FROZEN_POLL_SECONDS = 0.05
 
 
 def parse_buckets(specs: Iterable[str | int]) -> list[int]:
@@ -79,12 +85,17 @@ class BucketRouteStore(Protocol):
 
     async def assign(self, buckets: list[int], pool: str | None) -> int: ...
 
+    async def load_frozen(self) -> dict[int, float]: ...
+
+    async def freeze(self, buckets: list[int], frozen: bool) -> int: ...
+
 
 class RedisBucketRouteStore:
     def __init__(self, client: aioredis.Redis, prefix: str) -> None:
         self._redis = client
         self._hash = f"{prefix}bucket-routes"
         self._version = f"{prefix}bucket-routes:version"
+        self._frozen = f"{prefix}bucket-freezes"
 
     async def version(self) -> int:
         return int(await self._redis.get(self._version) or 0)
@@ -101,6 +112,21 @@ class RedisBucketRouteStore:
                     pipe.hdel(self._hash, *buckets)
                 else:
                     pipe.hset(self._hash, mapping=dict.fromkeys(buckets, pool))
+            pipe.incr(self._version)
+            results = await pipe.execute()
+        return int(results[-1])
+
+    async def load_frozen(self) -> dict[int, float]:
+        frozen = await self._redis.hgetall(self._frozen)
+        return {int(k): float(v) for k, v in frozen.items()}
+
+    async def freeze(self, buckets: list[int], frozen: bool) -> int:
+        async with self._redis.pipeline(transaction=True) as pipe:
+            if buckets:
+                if frozen:
+                    pipe.hset(self._frozen, mapping=dict.fromkeys(buckets, repr(time.time())))
+                else:
+                    pipe.hdel(self._frozen, *buckets)
             pipe.incr(self._version)
             results = await pipe.execute()
         return int(results[-1])
@@ -130,16 +156,27 @@ class SqlBucketRouteStore:
             return int(version or 0), {bucket: pool for bucket, pool in rows}
 
     def _assign_sync(self, buckets: list[int], pool: str | None) -> int:
+        return self._change(bucket_routes_table, buckets, None if pool is None else {"pool": pool})
+
+    def _freeze_sync(self, buckets: list[int], frozen: bool) -> int:
+        values = {"frozen_at": time.time()} if frozen else None
+        return self._change(bucket_freezes_table, buckets, values)
+
+    def _load_frozen_sync(self) -> dict[int, float]:
+        with self._engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(bucket_freezes_table.c.bucket, bucket_freezes_table.c.frozen_at)
+            )
+            return {bucket: float(at) for bucket, at in rows}
+
+    def _change(self, table: sa.Table, buckets: list[int], values: dict[str, object] | None) -> int:
+        """Delete the buckets' rows, insert them again with `values` (None: leave them out)."""
         with self._engine.begin() as conn:
             for start in range(0, len(buckets), 500):
                 chunk = buckets[start : start + 500]
-                conn.execute(
-                    sa.delete(bucket_routes_table).where(bucket_routes_table.c.bucket.in_(chunk))
-                )
-                if pool is not None:
-                    conn.execute(
-                        sa.insert(bucket_routes_table), [{"bucket": b, "pool": pool} for b in chunk]
-                    )
+                conn.execute(sa.delete(table).where(table.c.bucket.in_(chunk)))
+                if values is not None:
+                    conn.execute(sa.insert(table), [{"bucket": b, **values} for b in chunk])
             bumped = conn.execute(
                 sa.update(state_table)
                 .where(state_table.c.name == STATE_NAME)
@@ -162,6 +199,12 @@ class SqlBucketRouteStore:
     async def assign(self, buckets: list[int], pool: str | None) -> int:
         return await asyncio.to_thread(self._assign_sync, buckets, pool)
 
+    async def load_frozen(self) -> dict[int, float]:
+        return await asyncio.to_thread(self._load_frozen_sync)
+
+    async def freeze(self, buckets: list[int], frozen: bool) -> int:
+        return await asyncio.to_thread(self._freeze_sync, buckets, frozen)
+
 
 class BucketRouter:
     """The in-memory table every request consults; refreshed by `poll_forever`."""
@@ -172,20 +215,42 @@ class BucketRouter:
         self.version = -1
         self.loaded_at: float | None = None  # wall clock, so operators can see propagation
         self._table: dict[int, str] = {}
+        self.frozen: dict[int, float] = {}  # bucket -> when it was frozen (wall clock)
+        self._changed: asyncio.Event | None = None
 
     def pool_of(self, bucket: int) -> str | None:
         return self._table.get(bucket)
 
+    def is_frozen(self, bucket: int) -> bool:
+        return bucket in self.frozen
+
+    async def wait_changed(self) -> None:
+        """Return at this replica's next reload of the table (a release, a flip, ...)."""
+        if self._changed is None:
+            self._changed = asyncio.Event()
+        await self._changed.wait()
+
     def snapshot(self) -> dict[str, object]:
-        return {**describe(self.version, self._table), "loaded_at": self.loaded_at}
+        return {
+            **describe(self.version, self._table),
+            "frozen": compress(self.frozen),
+            "loaded_at": self.loaded_at,
+        }
 
     async def refresh(self) -> bool:
         """Reload if the stored version differs from ours; True when the table changed."""
         if await self.store.version() == self.version:
             return False
-        self.version, self._table = await self.store.load()
+        version, table = await self.store.load()
+        frozen = await self.store.load_frozen()
+        self._table, self.frozen, self.version = table, frozen, version
         self.loaded_at = time.time()
-        log.info("bucket_routes_loaded", version=self.version, buckets=len(self._table))
+        log.info(
+            "bucket_routes_loaded", version=version, buckets=len(table), frozen=compress(frozen)
+        )
+        if self._changed is not None:  # wake held requests: they look at the new table
+            self._changed.set()
+            self._changed = None
         return True
 
     async def poll_forever(self) -> None:
@@ -200,7 +265,9 @@ class BucketRouter:
                 if not failing:
                     log.warning("bucket_routes_store_unavailable", error=repr(exc)[:200])
                 failing = True
-            await asyncio.sleep(self.poll_seconds)
+            await asyncio.sleep(
+                min(self.poll_seconds, FROZEN_POLL_SECONDS) if self.frozen else self.poll_seconds
+            )
 
 
 def redis_client(url: str, timeout: float) -> aioredis.Redis:

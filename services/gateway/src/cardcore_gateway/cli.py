@@ -34,6 +34,20 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
+@app.command("serve")
+def serve(
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8080,
+    workers: Annotated[
+        int, typer.Option("--workers", min=1, help="Processes accepting on the port.")
+    ] = 1,
+) -> None:
+    """Run the gateway on its own HTTP/1.1 front (uvloop + httptools), N processes on one port."""
+    from cardcore_gateway.server import serve as run
+
+    raise typer.Exit(run(host, port, workers))
+
+
 @app.command("create-key")
 def create_key(
     name: Annotated[str, typer.Option("--name", help="Who uses the key (shown in logs).")],

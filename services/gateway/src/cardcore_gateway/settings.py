@@ -37,6 +37,9 @@ class GatewaySettings(BaseSettings):
 
     bucket_routes_store: Literal["auto", "redis", "database"] = "auto"
     bucket_routes_poll: float = Field(default=0.25, gt=0)
+    freeze_max_hold: float = Field(
+        default=5.0, gt=0, description="seconds a write may be held by a freeze before a 503"
+    )
 
     probe_interval: float = Field(default=2.0, gt=0)
     probe_timeout: float = Field(default=2.0, gt=0)

@@ -1,4 +1,5 @@
-"""The gateway's own tables in the control database: API keys and the bucket -> pool table.
+"""The gateway's own tables in the control database: API keys, the bucket -> pool table and the
+frozen buckets (a cutover's freeze).
 
 `gateway_state` holds a version counter bumped with every bucket-route change, so replicas poll
 one tiny row and reload the table only when it moved.
@@ -30,6 +31,13 @@ bucket_routes_table = sa.Table(
     sa.Column(
         "updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
     ),
+)
+
+bucket_freezes_table = sa.Table(
+    "gateway_bucket_freezes",
+    metadata,
+    sa.Column("bucket", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("frozen_at", sa.Float, nullable=False),  # epoch seconds, as the Redis store keeps it
 )
 
 state_table = sa.Table(

@@ -125,6 +125,19 @@ class _Connection(asyncio.Protocol):
         self._headers_ready = asyncio.get_running_loop().create_future()
         return self._headers_ready
 
+    def write_now(self, data: bytes) -> None:
+        """Hand `data` to the transport (it buffers what the socket does not take at once)."""
+        if self.closed or self.transport is None:
+            raise UpstreamProtocolError("upstream closed the connection")
+        self.transport.write(data)
+
+    def expire(self, timeout: float) -> None:
+        """The request's deadline passed before the response head arrived."""
+        if self._headers_ready is not None and not self._headers_ready.done():
+            self._headers_ready.set_exception(
+                UpstreamTimeoutError(f"no response headers within {timeout}s")
+            )
+
     async def write(self, data: bytes) -> None:
         if self.closed or self.transport is None:
             raise UpstreamProtocolError("upstream closed the connection")
@@ -174,6 +187,20 @@ class UpstreamResponse:
         self._pool = pool
         self._connection: _Connection | None = connection
         self._read_timeout = read_timeout
+
+    def whole_body(self) -> bytes | None:
+        """The entire body when it has already arrived (most answers do with their head)."""
+        connection = self._connection
+        if connection is None or not connection.complete or connection._error is not None:
+            return None
+        chunks = connection._body
+        body = b"".join(chunks)
+        chunks.clear()
+        connection._buffered = 0
+        if connection._paused and connection.transport is not None:
+            connection._paused = False
+            connection.transport.resume_reading()
+        return body
 
     async def aiter_raw(self) -> AsyncIterator[bytes]:
         connection = self._connection
@@ -242,11 +269,14 @@ class HostPool:
     ) -> UpstreamResponse:
         """Send one request; returns once the response headers arrived (body is streamed)."""
         deadline = time.monotonic() + timeout
-        try:
-            async with asyncio.timeout(timeout):
-                await self._slots.acquire()
-        except TimeoutError:
-            raise PoolExhaustedError("no connection slot freed up in time") from None
+        if self._slots.locked():  # only a full pool waits (and so only then needs a timeout)
+            try:
+                async with asyncio.timeout(timeout):
+                    await self._slots.acquire()
+            except TimeoutError:
+                raise PoolExhaustedError("no connection slot freed up in time") from None
+        else:
+            await self._slots.acquire()  # returns at once
         connection: _Connection | None = None
         try:
             connection = await self._acquire(max(0.001, min(deadline - time.monotonic(), 5.0)))
@@ -268,24 +298,31 @@ class HostPool:
                 else:
                     head.append(b"\r\ncontent-length: %d" % content_length)
             head.append(b"\r\n\r\n")
-            async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
-                if isinstance(body, bytes):
-                    await connection.write(b"".join(head) + body)
-                else:
+            remaining = max(0.0, deadline - time.monotonic())
+            if body is None or isinstance(body, bytes):
+                # The usual case: one write, then wait for the head. One timer, not a timeout
+                # context (a timeout context costs a task lookup and two reschedules per use).
+                connection.write_now(b"".join(head) + body if body else b"".join(head))
+                timer = asyncio.get_running_loop().call_later(remaining, connection.expire, timeout)
+                try:
+                    await headers_ready
+                finally:
+                    timer.cancel()
+            else:
+                async with asyncio.timeout(remaining):
                     await connection.write(b"".join(head))
-                    if body is not None:
-                        async for chunk in body:
-                            if chunked:
-                                await connection.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
-                            else:
-                                await connection.write(chunk)
+                    async for chunk in body:
                         if chunked:
-                            await connection.write(b"0\r\n\r\n")
-                await headers_ready
+                            await connection.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                        else:
+                            await connection.write(chunk)
+                    if chunked:
+                        await connection.write(b"0\r\n\r\n")
+                    await headers_ready
         except TimeoutError:
             self._discard(connection)
             raise UpstreamTimeoutError(f"no response headers within {timeout}s") from None
-        except BaseException:
+        except BaseException:  # UpstreamTimeoutError from the timer included
             self._discard(connection)
             raise
         status = connection.parser.get_status_code()
