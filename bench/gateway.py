@@ -185,6 +185,7 @@ pid {workdir}/nginx.pid;
 events {{ worker_connections 1024; }}
 http {{
   access_log off;
+  keepalive_requests 1000000;
   client_body_temp_path {temp}/body;
   proxy_temp_path {temp}/proxy;
   fastcgi_temp_path {temp}/fastcgi;

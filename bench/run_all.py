@@ -59,6 +59,14 @@ BENCHMARKS: dict[str, tuple[str, dict[str, list[str]]]] = {
             "large": ["--customers", "100000"],
         },
     ),
+    "cdc": (
+        "cdc.py",
+        {
+            "small": ["--customers", "500", "--seconds", "10"],
+            "default": ["--customers", "2000", "--seconds", "30"],
+            "large": ["--customers", "20000", "--seconds", "120"],
+        },
+    ),
     "eod": (
         "eod.py",
         {

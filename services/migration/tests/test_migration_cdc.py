@@ -62,8 +62,11 @@ def test_sqlite_change_log_sync_is_exact(
     core_matches_ccs(settings, url, truth)
     status = ok("migrate", "status")
     assert "CCS_AUTH" in status.stdout and "caught-up" in status.stdout
-    verified = ok("migrate", "verify", "--buckets", "0-255")  # no sync running: at its position
+    verified = ok("migrate", "verify", "--buckets", "0-1023")  # no sync running: at its position
     assert "CCS and the core agree" in verified.stdout
+    assert "agree" in ok("migrate", "verify", "--buckets", "0-255").stdout
+    refused = cardcore("migrate", "verify", "--buckets", "9-2")
+    assert refused.returncode == 2 and "--buckets" in refused.stderr
     ledgers = ShardSet("ledger", settings, bucket_map(settings))
     with ledgers.engine(0).begin() as conn:  # the core loses one open hold
         conn.exec_driver_sql(
@@ -72,7 +75,7 @@ def test_sqlite_change_log_sync_is_exact(
             "hold_state = 'open' AND legacy_key IS NOT NULL LIMIT 1)"
         )
     ledgers.dispose()
-    caught = cardcore("migrate", "verify", "--buckets", "0-255")
+    caught = cardcore("migrate", "verify", "--buckets", "0-1023")
     assert caught.returncode != 0 and "mismatch" in caught.stderr, caught.stdout
     engine.dispose()
 
@@ -146,7 +149,7 @@ def test_mariadb_binlog_sync_survives_kill_9(
         wait_for_progress(settings, applied_position(settings))
         # CCS and the core compared at one position while the writer keeps committing
         flowing = len(ops)
-        verified = ok("migrate", "verify", "--buckets", "0-255", env=env)
+        verified = ok("migrate", "verify", "--buckets", "0-1023", env=env)
         assert "CCS and the core agree" in verified.stdout
         assert len(ops) > flowing  # changes did flow meanwhile
     finally:

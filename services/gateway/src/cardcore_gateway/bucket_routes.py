@@ -102,7 +102,9 @@ class RedisBucketRouteStore:
 
     async def load(self) -> tuple[int, dict[int, str]]:
         async with self._redis.pipeline(transaction=True) as pipe:
-            version, table = await pipe.get(self._version).hgetall(self._hash).execute()
+            pipe.get(self._version)
+            pipe.hgetall(self._hash)
+            version, table = await pipe.execute()
         return int(version or 0), {int(k): _text(v) for k, v in table.items()}
 
     async def assign(self, buckets: list[int], pool: str | None) -> int:
@@ -159,7 +161,7 @@ class SqlBucketRouteStore:
         return self._change(bucket_routes_table, buckets, None if pool is None else {"pool": pool})
 
     def _freeze_sync(self, buckets: list[int], frozen: bool) -> int:
-        values = {"frozen_at": time.time()} if frozen else None
+        values: dict[str, object] | None = {"frozen_at": time.time()} if frozen else None
         return self._change(bucket_freezes_table, buckets, values)
 
     def _load_frozen_sync(self) -> dict[int, float]:

@@ -58,6 +58,7 @@ class _Connection(asyncio.Protocol):
         self._paused = False
         self._drain: asyncio.Future[None] | None = None
         self.reusable = False
+        self._interim = False
 
     # -- asyncio.Protocol --
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -90,6 +91,10 @@ class _Connection(asyncio.Protocol):
         self._headers.append((name.lower(), value))
 
     def on_headers_complete(self) -> None:
+        if 100 <= self.parser.get_status_code() < 200:  # an interim answer: the real one follows
+            self._headers = []
+            self._interim = True
+            return
         if self._headers_ready is not None and not self._headers_ready.done():
             self._headers_ready.set_result(None)
 
@@ -102,6 +107,9 @@ class _Connection(asyncio.Protocol):
             self.transport.pause_reading()
 
     def on_message_complete(self) -> None:
+        if self._interim:
+            self._interim = False
+            return
         self._complete = True
         self.reusable = self.parser.should_keep_alive()
         self._body_event.set()
@@ -121,6 +129,7 @@ class _Connection(asyncio.Protocol):
         self._complete = False
         self._error = None
         self.reusable = False
+        self._interim = False
         self.parser = httptools.HttpResponseParser(self)
         self._headers_ready = asyncio.get_running_loop().create_future()
         return self._headers_ready

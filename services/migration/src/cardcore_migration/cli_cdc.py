@@ -68,6 +68,10 @@ def migrate_sync(
     batch_changes: Annotated[
         int, typer.Option("--batch-changes", min=1, help="Changes applied per batch at most.")
     ] = 2000,
+    wait: Annotated[
+        bool,
+        typer.Option("--wait", help="Wait for a completed apply run instead of failing (compose)."),
+    ] = False,
 ) -> None:
     """Follow CCS's committed changes from the snapshot's position and apply them to the core
     through the snapshot's rules and transforms; runs until stopped (SIGTERM/SIGINT)."""
@@ -81,6 +85,13 @@ def migrate_sync(
         signal.signal(signum, lambda *_: stop.set())
     config = settings()
     ctx = _prepare(config)
+    while wait and not stop.is_set():
+        latest = ctx.repo.run(run_id) if run_id else ctx.repo.latest_run(mode="apply")
+        if latest is not None and latest.status in ("completed", "failed"):
+            break
+        stop.wait(5)
+    if stop.is_set():
+        return
     run = _apply_run(ctx, run_id)
     accounts, ledger = _check_target(config, ctx)
     control = control_engine(config)

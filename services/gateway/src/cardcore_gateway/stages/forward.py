@@ -47,7 +47,9 @@ HOP_BY_HOP = frozenset(
     }
 )
 # Not passed upstream: hop-by-hop, the client's credentials, and what the gateway sets itself.
+# `Expect: 100-continue` is answered by the gateway's front itself; upstream gets the whole body.
 DROP_REQUEST = HOP_BY_HOP | {
+    b"expect",
     b"host",
     b"content-length",
     b"authorization",

@@ -29,7 +29,7 @@ async def read_body(receive: Receive, limit: int) -> bytes:
     message = await receive()
     if message["type"] == "http.disconnect":
         raise ClientGone
-    chunk = message.get("body", b"")
+    chunk: bytes = message.get("body", b"")
     if not message.get("more_body", False):  # the usual case: one message holds it all
         if len(chunk) > limit:
             raise BodyTooLargeError

@@ -93,7 +93,7 @@ class PanBuckets:
 
     async def _lookup(self, fingerprint: str) -> tuple[str, int] | None:
         try:
-            card = await asyncio.to_thread(self._directory.lookup, fingerprint)
+            card: tuple[str, int] = await asyncio.to_thread(self._directory.lookup, fingerprint)
         except PanNotFoundError:
             if len(self._unknown_until) >= MAX_PAN_CACHE:
                 self._unknown_until.clear()

@@ -26,6 +26,7 @@ import sqlalchemy as sa
 
 from cardcore_accounts import tables as acc
 from cardcore_kernel.db import ShardSet
+from cardcore_kernel.sharding import BUCKET_COUNT
 from cardcore_ledger import tables as led
 from cardcore_migration import ccs_changelog, pipeline
 from cardcore_migration.adapters import source as ccs
@@ -47,8 +48,10 @@ def parse_buckets(text: str) -> range:
         first, last = int(low), int(high or low)
     except ValueError:
         raise VerifyError(f"--buckets must be LO-HI (e.g. 0-255), got {text!r}") from None
-    if not 0 <= first <= last <= 255:
-        raise VerifyError(f"--buckets must lie within 0-255 with LO <= HI, got {text!r}")
+    if not 0 <= first <= last < BUCKET_COUNT:
+        raise VerifyError(
+            f"--buckets must lie within 0-{BUCKET_COUNT - 1} with LO <= HI, got {text!r}"
+        )
     return range(first, last + 1)
 
 
