@@ -36,8 +36,8 @@ import sqlalchemy as sa
 from _common import Figure, print_figures, save
 
 from cardcore_kernel.testing import PG_SERVER
+from cardcore_legacy.ccs.store import legacy_engine
 from cardcore_migration.ccs_online_sql import OnlineMix
-from cardcore_migration.legacy.store import legacy_engine
 
 MARIADB_SERVER = os.environ.get("CARDCORE_TEST_MARIADB", "mysql+pymysql://root@127.0.0.1:3306")
 CARDCORE = str(Path(sys.executable).parent / "cardcore")

@@ -13,10 +13,10 @@ from cardcore_kernel.db import ShardSet, bucket_map
 from cardcore_kernel.pan import PanVault
 from cardcore_kernel.settings import CardcoreSettings
 from cardcore_ledger import tables as led
+from cardcore_legacy.ccs.schema import TABLES
+from cardcore_legacy.ccs.store import legacy_engine
 from cardcore_migration import ccs_online_sql as online
 from cardcore_migration.domain.codes import RULE_BY_CODE
-from cardcore_migration.legacy.schema import TABLES
-from cardcore_migration.legacy.store import legacy_engine
 
 AS_OF = "2026-11-25"
 CARD_STATUS = {"0": "inactive", "1": "active", "2": "frozen", "3": "lost", "4": "stolen",

@@ -23,9 +23,9 @@ from migration_testkit import CARDCORE, cardcore
 
 from cardcore_kernel.db import ShardSet, bucket_map, control_engine
 from cardcore_kernel.settings import CardcoreSettings, get_settings
+from cardcore_legacy.ccs.store import legacy_engine
 from cardcore_migration import ccs_online_sql as online
 from cardcore_migration.ccs_online_sql import OnlineMix
-from cardcore_migration.legacy.store import legacy_engine
 from cardcore_migration.schema import migration_cdc, migration_finding, migration_run
 
 

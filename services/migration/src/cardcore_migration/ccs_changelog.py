@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from cardcore_migration.legacy.schema import MONEY_COLUMNS, RATE_COLUMNS, TABLES
+from cardcore_legacy.ccs.schema import MONEY_COLUMNS, RATE_COLUMNS, TABLES
 
 LOG_TABLE = "CCS_CDC_LOG"
 OPERATIONS = {"INSERT": "I", "UPDATE": "U"}

@@ -551,4 +551,4 @@ def _snapshot(repo: Any, run_id: str) -> None:
 
 from cardcore_migration import cli_cdc as _cli_cdc  # noqa: E402  `migrate sync` registers itself
 
-__all__ = ["_cli_cdc", "legacy_app", "migrate_app"]
+__all__ = ["_cli_cdc", "migrate_app"]

@@ -27,8 +27,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from cardcore_legacy.ccs.schema import MONEY_COLUMNS, RATE_COLUMNS, TABLES
 from cardcore_migration import ccs_changelog
-from cardcore_migration.legacy.schema import MONEY_COLUMNS, RATE_COLUMNS, TABLES
 
 REQUIRED_BINLOG = {
     "log_bin": "1",

@@ -28,11 +28,11 @@ from cardcore_accounts import tables as acc
 from cardcore_kernel.db import ShardSet
 from cardcore_kernel.sharding import BUCKET_COUNT
 from cardcore_ledger import tables as led
+from cardcore_legacy.ccs.schema import TABLES
 from cardcore_migration import ccs_changelog, pipeline
 from cardcore_migration.adapters import source as ccs
 from cardcore_migration.cdc.source import is_mariadb, ordinal
 from cardcore_migration.domain import target
-from cardcore_migration.legacy.schema import TABLES
 from cardcore_migration.schema import migration_cdc
 
 SAMPLES = 5
