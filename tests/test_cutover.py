@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -34,11 +35,12 @@ from cardcore_kernel.db import ShardSet, bucket_map
 from cardcore_kernel.settings import CardcoreSettings, get_settings
 from cardcore_kernel.testing import ServiceProcess, StackEnv, free_port
 from cardcore_migration.cutover.gateways import Gateways
+from cardcore_migration.cutover.status import cutover_status
 from cardcore_stack.loadtest.command import run_loadtest
 
 from .conftest import BOOTSTRAP_KEY
 
-pytestmark = pytest.mark.parametrize("backend", ["sqlite"])
+pytestmark = [pytest.mark.parametrize("backend", ["sqlite"]), pytest.mark.timeout(900)]
 CARDCORE = str(Path(sys.executable).parent / "cardcore")
 MAX_FREEZE = 2.0  # two shared CPUs under a load test; bench/cutover.py measures the real figure
 
@@ -50,14 +52,22 @@ class CutoverStack:
     sync: subprocess.Popen[bytes]
 
 
-def cardcore(env: dict[str, str], *args: str, timeout: float = 300) -> Any:
-    return subprocess.run(
+def cardcore(env: dict[str, str], *args: str, timeout: float = 120) -> Any:
+    """Run the CLI; one that hangs is made to dump every thread's stack (faulthandler)."""
+    child = subprocess.Popen(
         [CARDCORE, *args],
-        env=dict(os.environ) | env,
-        capture_output=True,
+        env=dict(os.environ) | env | {"PYTHONFAULTHANDLER": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=timeout,
     )
+    try:
+        out, errors = child.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        child.send_signal(signal.SIGABRT)
+        out, errors = child.communicate()
+        raise AssertionError(f"cardcore {' '.join(args)} hung:\n{errors[-6000:]}") from None
+    return subprocess.CompletedProcess(child.args, child.returncode, out, errors)
 
 
 def ok(env: dict[str, str], *args: str) -> Any:
@@ -120,7 +130,8 @@ def cutover_stack(stack: StackEnv, settings: CardcoreSettings) -> Iterator[Cutov
 
 
 def status(env: dict[str, str]) -> dict[str, Any]:
-    return json.loads(ok(env, "cutover", "status", "--json").stdout)
+    """What `cutover status --json` prints (read in-process: a CLI start costs seconds here)."""
+    return json.loads(json.dumps(cutover_status(get_settings()), default=str))
 
 
 def wait_sync_running(env: dict[str, str], timeout: float = 60) -> None:
@@ -139,12 +150,9 @@ def states(env: dict[str, str]) -> dict[str, str]:
 
 
 def routed(env: dict[str, str], buckets: range) -> set[str | None]:
-    found: set[str | None] = set()
-    for r in status(env)["ranges"]:
-        low, _, high = r["buckets"].partition("-")
-        if set(range(int(low), int(high or low) + 1)) & set(buckets):
-            found.add(r["routed"])
-    return found
+    """The pools the buckets are routed to (None: no route, no CCS customer there)."""
+    routes = Gateways(get_settings(), [], None).routes()
+    return {routes.get(b) for b in buckets}
 
 
 def core_authorizations(settings: CardcoreSettings) -> dict[str, int]:
@@ -243,31 +251,35 @@ FAILPOINTS = [
 ]
 
 
-@pytest.mark.parametrize(("step", "ends_on"), FAILPOINTS)
-def test_kill_9_of_cutover_run_at_a_step(
-    cutover_stack: CutoverStack, step: str, ends_on: str
-) -> None:
+def test_kill_9_of_cutover_run_at_each_step(cutover_stack: CutoverStack) -> None:
+    """One range per step (one stack for all: each range is its own switch)."""
     env = cutover_stack.env
-    killed = cardcore(
-        env | {"CARDCORE_CUTOVER_FAILPOINT": step},
-        "cutover", "run", "--buckets", "0-63", "--max-freeze", "5",
-    )  # fmt: skip
-    assert killed.returncode == -9, killed.stderr + killed.stdout
-    shown = status(env)
-    assert [s["kind"] for s in shown["switches_in_progress"]] == ["cutover"]
-    assert states(env)["0-63"] == "switching"
+    for index, (step, ends_on) in enumerate(FAILPOINTS):
+        low = index * 32
+        span, buckets = f"{low}-{low + 31}", range(low, low + 32)
+        killed = cardcore(
+            env | {"CARDCORE_CUTOVER_FAILPOINT": step},
+            "cutover", "run", "--buckets", span, "--max-freeze", "5",
+        )  # fmt: skip
+        assert killed.returncode == -9, (step, killed.stderr + killed.stdout)
+        shown = status(env)
+        assert [s["buckets"] for s in shown["switches_in_progress"]] == [span], step
+        assert states(env)[span] == "switching", step
 
-    if ends_on == "legacy":  # before the flip: the operator aborts
-        aborted = ok(env, "cutover", "abort", "--buckets", "0-63")
-        assert "aborted" in aborted.stdout
-        assert routed(env, range(64)) == {"legacy"}
-        assert states(env)["0-63"] == "aborted"
-        ok(env, "cutover", "run", "--buckets", "0-63", "--max-freeze", "5")  # and tries again
-    else:  # after it: `cutover run` finishes the same range
-        finished = ok(env, "cutover", "run", "--buckets", "0-63", "--max-freeze", "5")
-        assert "done" in finished.stdout
-    assert routed(env, range(64)) == {"core"}
-    assert routed(env, range(64, 256)) == {"legacy"}
-    assert states(env)["0-63"] == "core"
-    assert status(env)["switches_in_progress"] == []
-    assert Gateways(get_settings(), [], None).frozen() == set()  # nothing left held
+        if ends_on == "legacy":  # before the flip: the operator aborts
+            aborted = ok(env, "cutover", "abort", "--buckets", span)
+            assert "aborted" in aborted.stdout, step
+            assert routed(env, buckets) <= {"legacy", None}, step
+            assert states(env)[span] == "aborted", step
+            assert Gateways(get_settings(), [], None).frozen() == set(), step
+            ok(env, "cutover", "run", "--buckets", span, "--max-freeze", "5")  # and again
+        else:  # after it: `cutover run` finishes the same range
+            finished = ok(env, "cutover", "run", "--buckets", span, "--max-freeze", "5")
+            assert "done" in finished.stdout, step
+        assert routed(env, buckets) == {"core"}, step
+        shown = json.loads(ok(env, "cutover", "status", "--json").stdout)  # the command too
+        assert {r["buckets"]: r["state"] for r in shown["ranges"]}[span] == "core", step
+        assert states(env)[span] == "core", step
+        assert status(env)["switches_in_progress"] == [], step
+        assert Gateways(get_settings(), [], None).frozen() == set(), step  # nothing held
+    assert routed(env, range(len(FAILPOINTS) * 32, 256)) <= {"legacy", None}

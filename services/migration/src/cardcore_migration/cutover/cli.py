@@ -219,7 +219,7 @@ def status(
     except Exception as exc:  # an operator command reports, it does not dump a traceback
         raise fail(f"cutover status failed: {type(exc).__name__}: {exc}"[:500]) from None
     if as_json:
-        console.print_json(json.dumps(result, default=str))
+        typer.echo(json.dumps(result, default=str, indent=2))
         return
     table = Table(
         "buckets", "routed", "state", "last switch", "freeze s", "held", "verify", "reason"

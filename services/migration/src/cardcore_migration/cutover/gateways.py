@@ -70,10 +70,10 @@ class Gateways:
         return self._store(lambda s: s.assign(listed, pool))
 
     # ---- the replicas -----------------------------------------------------------------------
-    def _call(self, url: str, method: str, path: str, timeout: float, **body: Any) -> Any:
+    def _call(self, url: str, method: str, path: str, wait: float, **body: Any) -> Any:
         try:
             response = httpx.request(
-                method, url + path, headers=self._headers, json=body or None, timeout=timeout
+                method, url + path, headers=self._headers, json=body or None, timeout=wait
             )
         except httpx.HTTPError as exc:
             raise GatewayError(f"gateway {url}: {type(exc).__name__}: {exc}") from None

@@ -103,12 +103,14 @@ class CutoverPlan:
                 f"change data capture is {state.seconds_behind:.1f} s behind "
                 f"(bound {self.max_lag:g} s)"
             )
-        routes = self.gateways.routes()
-        elsewhere = sorted(b for b in buckets.buckets() if routes.get(b) != self.source)
+        routes = self.gateways.routes()  # a bucket without CCS customers has no route: fine
+        elsewhere = sorted(
+            b for b in buckets.buckets() if routes.get(b, self.source) != self.source
+        )
         if elsewhere:
             reasons.append(
-                f"{len(elsewhere)} bucket(s) of {buckets} are not routed to `{self.source}` "
-                f"(e.g. {elsewhere[0]}: {routes.get(elsewhere[0], 'default')})"
+                f"{len(elsewhere)} bucket(s) of {buckets} are not on `{self.source}` "
+                f"(e.g. bucket {elsewhere[0]} is routed to `{routes[elsewhere[0]]}`)"
             )
         if reasons:
             return reasons

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 
 from cardcore_kernel.db import control_engine
 from cardcore_kernel.settings import CardcoreSettings
-from cardcore_kernel.switchover import ABORTED, ENDED, SwitchRecord, switch_status
+from cardcore_kernel.switchover import ABORTED, DONE, ENDED, SwitchRecord, switch_status
 from cardcore_migration.cutover.gateways import Gateways
 from cardcore_migration.schema import migration_cdc
 
@@ -40,8 +40,10 @@ def _latest_per_bucket(records: list[SwitchRecord]) -> dict[int, SwitchRecord]:
 def _state(pool: str | None, record: SwitchRecord | None) -> str:
     if record is not None and record.state not in ENDED:
         return IN_PROGRESS[record.kind]
-    if record is not None and record.state == ABORTED and pool == record.source:
+    if record is not None and record.state == ABORTED and pool in (record.source, None):
         return "aborted"
+    if pool is None and record is not None and record.state == DONE:
+        return record.target
     return pool if pool in ("legacy", "core") else "unrouted"
 
 
@@ -71,25 +73,28 @@ def cutover_status(kernel: CardcoreSettings) -> dict[str, Any]:
     records = switch_status(control)
     latest = _latest_per_bucket(records)
     ranges: list[dict[str, Any]] = []
-    for bucket in range(256):
+    for bucket in range(256):  # contiguous buckets in one state under one last switch
         pool = routes.get(bucket)
         record = latest.get(bucket)
-        key = (pool, record.switch_id if record else None)
-        if ranges and ranges[-1]["_key"] == key and ranges[-1]["high"] == bucket - 1:
+        state = _state(pool, record)
+        key = (state, record.switch_id if record else None)
+        if ranges and ranges[-1]["key"] == key:
             ranges[-1]["high"] = bucket
+            ranges[-1]["pools"].add(pool)
             continue
-        ranges.append({"_key": key, "low": bucket, "high": bucket, "pool": pool, "rec": record})
+        ranges.append({"key": key, "low": bucket, "high": bucket, "pools": {pool}, "rec": record})
     out = []
     for r in ranges:
-        record: SwitchRecord | None = r["rec"]
-        state = _state(r["pool"], record)
-        if state == "unrouted" and record is None:
+        record = r["rec"]
+        state = r["key"][0]
+        if state == "unrouted":
             continue
         verify = (record.detail.get("verify") if record else None) or None
+        pools = sorted(p for p in r["pools"] if p is not None)
         out.append(
             {
                 "buckets": f"{r['low']}-{r['high']}",
-                "routed": r["pool"],
+                "routed": ",".join(pools) or None,
                 "state": state,
                 "switch_id": record.switch_id if record else None,
                 "switch_kind": record.kind if record else None,
