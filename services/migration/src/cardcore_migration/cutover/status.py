@@ -19,6 +19,7 @@ import sqlalchemy as sa
 
 from cardcore_kernel.db import control_engine
 from cardcore_kernel.settings import CardcoreSettings
+from cardcore_kernel.sharding import BUCKET_COUNT
 from cardcore_kernel.switchover import ABORTED, DONE, ENDED, SwitchRecord, switch_status
 from cardcore_migration.cutover.gateways import Gateways
 from cardcore_migration.schema import migration_cdc
@@ -73,7 +74,7 @@ def cutover_status(kernel: CardcoreSettings) -> dict[str, Any]:
     records = switch_status(control)
     latest = _latest_per_bucket(records)
     ranges: list[dict[str, Any]] = []
-    for bucket in range(256):  # contiguous buckets in one state under one last switch
+    for bucket in range(BUCKET_COUNT):  # contiguous buckets in one state under one last switch
         pool = routes.get(bucket)
         record = latest.get(bucket)
         state = _state(pool, record)
