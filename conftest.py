@@ -14,10 +14,16 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from hypothesis import settings as hypothesis_settings
 
 from cardcore_kernel.schema import installed_schemas
 from cardcore_kernel.settings import CardcoreSettings, get_settings
 from cardcore_kernel.testing import StackEnv
+
+# Property tests judge results, never time: on a 2-core machine shared with database servers a
+# single example can take longer than hypothesis' default 200 ms deadline.
+hypothesis_settings.register_profile("cardcore", deadline=None)
+hypothesis_settings.load_profile("cardcore")
 
 BACKENDS = [
     pytest.param("sqlite", id="sqlite"),

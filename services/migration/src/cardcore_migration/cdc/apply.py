@@ -33,8 +33,11 @@ import datetime as dt
 import hashlib
 import os
 import signal
+import threading
+import time
 from collections import defaultdict
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -132,6 +135,7 @@ row_table = sa.Table(
     sa.Column("stamp", sa.BigInteger, nullable=False),
 )
 INDEX_BITS = 16
+POSITION_EVERY = 5.0  # seconds: how often a database no change touched records its position
 
 
 def _stamp(position: int, index: int) -> int:
@@ -139,21 +143,20 @@ def _stamp(position: int, index: int) -> int:
 
 
 def _fresh(conn: sa.Connection, table: str, key: str, stamp: int) -> bool:
-    """Record `stamp` for the row unless it already holds this change or a later one."""
-    held = conn.execute(
-        sa.select(row_table.c.stamp).where(row_table.c.tbl == table, row_table.c.row_key == key)
-    ).scalar()
-    if held is not None and held >= stamp:
-        return False
-    if held is None:
-        conn.execute(sa.insert(row_table).values(tbl=table, row_key=key, stamp=stamp))
+    """Record `stamp` for the row unless it already holds this change or a later one: one
+    upsert that only takes a greater stamp (PostgreSQL and SQLite alike)."""
+    dialect = conn.dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
     else:
-        conn.execute(
-            sa.update(row_table)
-            .where(row_table.c.tbl == table, row_table.c.row_key == key)
-            .values(stamp=stamp)
-        )
-    return True
+        from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
+    statement = insert(row_table).values(tbl=table, row_key=key, stamp=stamp)
+    statement = statement.on_conflict_do_update(
+        index_elements=[row_table.c.tbl, row_table.c.row_key],
+        set_={"stamp": statement.excluded.stamp},
+        where=row_table.c.stamp < statement.excluded.stamp,
+    ).returning(row_table.c.stamp)
+    return conn.execute(statement).first() is not None
 
 
 class WrongRun(RuntimeError):
@@ -195,6 +198,9 @@ class Applier:
         self.accounts, self.ledger, self.control = accounts, ledger, control
         self.shard_of = bucket_map.shard_of
         self._commits = 0
+        self._noted: dict[tuple[str, int], float] = {}
+        self._count_lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="cdc-write")
 
     # ------------------------------------------------------------------- positions, per db
 
@@ -549,18 +555,35 @@ class Applier:
 
     # ---------------------------------------------------------------------------- writing
 
-    def write(self, prepared: Prepared, positions: dict[tuple[str, int], int | None]) -> None:
+    def write(
+        self,
+        prepared: Prepared,
+        positions: dict[tuple[str, int], int | None],
+        lag: dict[str, Any] | None = None,
+    ) -> None:
         """Every target database's share in its own transaction with its new position, then
-        the control database's (findings, counts, applied position)."""
+        the control database's (findings, counts, applied position, `lag`). A database this
+        batch does not touch records its position at most every POSITION_EVERY seconds (a
+        restart reads from the lowest position: that only bounds how far back it reads)."""
         end = prepared.end
         now = dt.datetime.now(dt.UTC)
         engines = dict(self.databases())
         kill_after = int(os.environ.get(KILL_AFTER_COMMITS, "0") or 0)
+        moment = time.monotonic()
+        jobs = []
         for db, engine in engines.items():
             done = positions.get(db)
             if done is not None and done >= end.position:
                 continue
             todo = [op for op in prepared.ops.get(db, []) if done is None or op.position > done]
+            if not todo and done is not None and moment - self._noted.get(db, 0) < POSITION_EVERY:
+                continue
+            self._noted[db] = moment
+            jobs.append((db, engine, done, todo))
+
+        def commit(
+            db: tuple[str, int], engine: sa.Engine, done: int | None, todo: list[Op]
+        ) -> None:
             with engine.begin() as conn:
                 for op in todo:
                     op.apply(conn)
@@ -581,13 +604,18 @@ class Applier:
                         )
                         .values(**values)
                     )
-            positions[db] = end.position
-            self._commits += 1
-            if kill_after and self._commits >= kill_after and any(prepared.ops.values()):
-                os.kill(os.getpid(), signal.SIGKILL)
-        self._write_control(prepared, now)
+            with self._count_lock:
+                positions[db] = end.position
+                self._commits += 1
+                if kill_after and self._commits >= kill_after and any(prepared.ops.values()):
+                    os.kill(os.getpid(), signal.SIGKILL)
 
-    def _write_control(self, prepared: Prepared, now: dt.datetime) -> None:
+        # the databases are independent (each holds its own position): written side by side
+        for future in [self._pool.submit(commit, *job) for job in jobs]:
+            future.result()
+        self._write_control(prepared, now, lag or {})
+
+    def _write_control(self, prepared: Prepared, now: dt.datetime, lag: dict[str, Any]) -> None:
         end = prepared.end
         cdc = migration_cdc
         with self.control.begin() as conn:
@@ -625,6 +653,7 @@ class Applier:
                     applied_source_ts=end.committed_at,
                     counts=counts,
                     updated_at=now,
+                    **lag,
                 )
             )
 

@@ -97,7 +97,7 @@ def follow(
     stop: threading.Event,
     *,
     until_caught_up: bool = False,
-    batch_changes: int = 2000,
+    batch_changes: int = 500,
     batch_seconds: float = 0.1,
 ) -> SyncResult:
     """Apply the stream until `stop` is set (or, with `until_caught_up`, CCS's head at start)."""
@@ -137,6 +137,7 @@ def follow(
     last_write = time.monotonic()
     pause_at: int | None = state.pause_at
     last_pause_check = 0.0
+    last_touch = 0.0
 
     def collect() -> tuple[list[SourceTxn], bool]:
         batch: list[SourceTxn] = [carry] if carry is not None else []
@@ -171,6 +172,9 @@ def follow(
             if now - last_pause_check > PAUSE_CHECK_SECONDS:
                 last_pause_check = now
                 pause_at = _control_state(control, run.run_id).pause_at
+            if now - last_touch > 1.0:  # alive: `verify --buckets` waits for a live stream
+                last_touch = now
+                _set(control, run.run_id)
             if pause_at == PAUSE_HERE:
                 _set(control, run.run_id, status="paused")
                 stop.wait(0.05)
@@ -183,26 +187,26 @@ def follow(
             paused_at = pause_at is not None and bool(work) and work[-1].position >= pause_at
             if work and (any(t.changes for t in work) or due or at_goal or paused_at):
                 prepared = applier.prepare(work)
-                applier.write(prepared, positions)
-                applied = work[-1].position
-                last_write = time.monotonic()
-                result.applied_txns += sum(1 for t in work if t.changes)
-                result.applied_changes += sum(len(t.changes) for t in work)
-                result.position = applied
                 # behind: how long ago the last applied change committed, unless the stream
                 # was drained (idle) - then nothing committed is waiting
                 lag = 0.0
                 if not idle and work[-1].changes:
                     lag = (dt.datetime.now(dt.UTC) - work[-1].committed_at).total_seconds()
-                behind = source.events_behind(applied)
-                _set(
-                    control,
-                    run.run_id,
-                    applied_log_file=work[-1].log_file,
-                    events_behind=inbox.qsize() + len(held) if behind is None else behind,
-                    seconds_behind=max(0.0, lag),
-                    status="running",
+                behind = source.events_behind(work[-1].position)
+                applier.write(
+                    prepared,
+                    positions,
+                    {
+                        "events_behind": inbox.qsize() + len(held) if behind is None else behind,
+                        "seconds_behind": max(0.0, lag),
+                        "status": "running",
+                    },
                 )
+                applied = work[-1].position
+                last_write = time.monotonic()
+                result.applied_txns += sum(1 for t in work if t.changes)
+                result.applied_changes += sum(len(t.changes) for t in work)
+                result.position = applied
             elif work:
                 carry = work[-1]  # only empty transactions: keep the latest position
             beyond = bool(held) and pause_at is not None and held[0].position > pause_at

@@ -36,6 +36,11 @@ from cardcore_migration.domain import target
 from cardcore_migration.schema import migration_cdc
 
 SAMPLES = 5
+LIVE_SECONDS = 5  # a sync touches migration_cdc.updated_at every second while it runs
+
+
+def _aware(moment: dt.datetime) -> dt.datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
 class VerifyError(RuntimeError):
@@ -149,9 +154,13 @@ def verify_buckets(
     state = _state(control, run.run_id)
     if state is None:
         raise VerifyError(f"run {run.run_id} has no change stream yet: run `migrate sync` first")
+    age = dt.datetime.now(dt.UTC) - _aware(state.updated_at)
+    live = state.status in ("running", "paused") and age < dt.timedelta(seconds=LIVE_SECONDS)
     _set(control, run.run_id, pause_at=-1)
     try:
-        running = _wait(control, run.run_id, lambda s: s.status == "paused", 5)
+        running = live and _wait(control, run.run_id, lambda s: s.status == "paused", timeout)
+        if live and not running:
+            raise VerifyError(f"sync did not pause within {timeout}s")
         position, frames = _read_ccs(ctx.source)
         if running:
             _set(control, run.run_id, pause_at=position, status="running")
