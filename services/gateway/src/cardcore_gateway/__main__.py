@@ -2,6 +2,6 @@
 
 import sys
 
-from cardcore_gateway.server import main
+from cardcore_gateway.serve import main
 
 sys.exit(main())

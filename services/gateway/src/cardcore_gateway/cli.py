@@ -43,7 +43,7 @@ def serve(
     ] = 1,
 ) -> None:
     """Run the gateway on its own HTTP/1.1 front (uvloop + httptools), N processes on one port."""
-    from cardcore_gateway.server import serve as run
+    from cardcore_gateway.serve import serve as run
 
     raise typer.Exit(run(host, port, workers))
 
