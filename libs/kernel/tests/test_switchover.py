@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -274,6 +275,7 @@ DRIVER = textwrap.dedent(
     from cardcore_kernel.switchover import BucketRange, ReleaseStats, Switcher, VerifyOutcome
 
     state_file, hang_in = Path(sys.argv[1]), sys.argv[2]
+    owner = sys.argv[3] if len(sys.argv) > 3 else "child"
 
     class FileSides:
         kind, source, target = "cutover", "legacy", "core"
@@ -297,19 +299,17 @@ DRIVER = textwrap.dedent(
         def after_flip(self, b): self._maybe_hang("after_flip")
         def release(self, b, to): self._save(frozen=False, released_to=to); return ReleaseStats()
 
-    Switcher(control_engine(), FileSides(), owner="child").run(BucketRange(0, 255), 600.0)
+    Switcher(control_engine(), FileSides(), owner=None if owner == "-" else owner).run(
+        BucketRange(0, 255), 600.0
+    )
     """
 )
 
 
-@pytest.mark.parametrize(("hang_in", "ends"), [("verify", ABORTED), ("after_flip", DONE)])
-def test_kill_9_of_the_driving_process(
-    control: sa.Engine, tmp_path: Path, hang_in: str, ends: str
-) -> None:
-    """A real process is SIGKILLed mid-switch; another one finishes it from the record alone."""
+def _kill_driver_in(tmp_path: Path, hang_in: str, *owner: str) -> None:
     state_file = tmp_path / "sides.json"
     child = subprocess.Popen(
-        [sys.executable, "-c", DRIVER, str(state_file), hang_in], env=dict(os.environ)
+        [sys.executable, "-c", DRIVER, str(state_file), hang_in, *owner], env=dict(os.environ)
     )
     try:
         deadline = time.monotonic() + 60
@@ -326,6 +326,13 @@ def test_kill_9_of_the_driving_process(
         if child.poll() is None:
             child.kill()
 
+
+@pytest.mark.parametrize(("hang_in", "ends"), [("verify", ABORTED), ("after_flip", DONE)])
+def test_kill_9_of_the_driving_process(
+    control: sa.Engine, tmp_path: Path, hang_in: str, ends: str
+) -> None:
+    """A real process is SIGKILLed mid-switch; another one finishes it from the record alone."""
+    _kill_driver_in(tmp_path, hang_in)
     interrupted = switch_status(control)[0]
     assert interrupted.owner == "child" and not interrupted.ended
 
@@ -337,3 +344,19 @@ def test_kill_9_of_the_driving_process(
     assert sides.released_to == (["core"] if ends == DONE else ["legacy"])
     assert record.freeze_seconds is not None and record.freeze_seconds > 0
     assert _locks(control) == 0
+
+
+def test_a_dead_driver_on_this_host_is_taken_over_without_waiting_out_its_lease(
+    control: sa.Engine, tmp_path: Path
+) -> None:
+    """The default owner names host and pid: once that process is gone, the lease is moot; a
+    live owner's lease still holds."""
+    _kill_driver_in(tmp_path, "verify", "-")
+    interrupted = switch_status(control)[0]
+    assert not interrupted.ended and f":{os.getpid()}:" not in (interrupted.owner or "")
+    with pytest.raises(SwitchError, match="being driven by"):  # a live owner keeps its lease
+        Switcher(control, FakeSides(), owner=f"{socket.gethostname()}:{os.getpid()}:x").resume(
+            Switcher(control, FakeSides(), owner="live")._start(BucketRange(300, 301), 1.0)
+        )
+    record = Switcher(control, FakeSides()).resume(interrupted.switch_id)  # default lease 10 s
+    assert record.state == ABORTED

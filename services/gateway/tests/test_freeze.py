@@ -89,6 +89,7 @@ def test_freeze_holds_writes_on_every_replica_then_releases_them_to_the_new_side
         for gateway in gateways:
             state = admin(gateway, "GET", "/admin/bucket-freezes")
             assert state["frozen"] == ["5-7"] and state["held"] == 1, state
+            assert state["oldest_held_ms"] > 0, state  # the wait of the request held now
 
         # the cutover flips the range to the core, then releases it
         change(gateways, "/admin/bucket-routes", ranges=["5-7"], pool="core")
@@ -103,6 +104,7 @@ def test_freeze_holds_writes_on_every_replica_then_releases_them_to_the_new_side
     state = admin(second, "GET", "/admin/bucket-freezes")
     assert state["frozen"] == [] and state["held"] == 0 and state["held_total"] == 1
     assert state["longest_hold_ms"] >= 600
+    assert state["oldest_held_ms"] == 0  # nothing held any more
 
 
 def test_a_hold_is_bounded_and_in_flight_writes_can_be_drained(

@@ -121,6 +121,7 @@ def create_admin_app(gateway: Gateway) -> FastAPI:
             "held": hold.held,
             "held_total": hold.held_total,
             "longest_hold_ms": round(hold.longest_hold * 1000, 2),
+            "oldest_held_ms": round(hold.oldest_wait() * 1000, 2),
             "in_flight": hold.in_flight(router.frozen),
             "max_hold_seconds": hold.max_hold,
         }
@@ -142,6 +143,9 @@ def create_admin_app(gateway: Gateway) -> FastAPI:
     async def drain(request: DrainRequest) -> dict[str, object]:
         """Wait until this replica has no legacy-origin write in flight for the buckets."""
         buckets = _buckets(request.buckets, request.ranges)
+        # load the store first: once this answers, this replica holds every new write for
+        # the buckets (a freeze written a moment ago may not have reached its poller yet)
+        await gateway.bucket_router.refresh()
         drained = await gateway.proxy.hold.drain(buckets, request.timeout)
         return {"drained": drained, "in_flight": gateway.proxy.hold.in_flight(buckets)}
 

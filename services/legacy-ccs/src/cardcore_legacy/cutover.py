@@ -1,4 +1,4 @@
-"""`cardcore cutover init`: day zero of a migration - the gateway starts serving CCS's cards.
+"""`cutover_init`: day zero of a migration - the gateway starts serving CCS's cards.
 
 Two things make the public API (through the gateway) reach the legacy front for a CCS card:
 1. the card is in the kernel's PAN directory (HMAC(PAN) → card id, bucket; never the PAN) under
@@ -17,18 +17,15 @@ another pool (a cut-over range) is left where it is. A card whose account is mis
 from __future__ import annotations
 
 import asyncio
-import time
 from dataclasses import dataclass
 
 import sqlalchemy as sa
-import typer
-from rich.console import Console
 
 from cardcore_kernel.control import pan_directory_table
 from cardcore_kernel.db import control_engine
 from cardcore_kernel.ids import legacy_child_id
 from cardcore_kernel.pan import PanVault
-from cardcore_kernel.settings import CardcoreSettings, get_settings
+from cardcore_kernel.settings import CardcoreSettings
 from cardcore_kernel.sharding import bucket_of
 from cardcore_legacy.ccs import store
 from cardcore_legacy.ccs.schema import ccs_acct, ccs_card, ccs_cust
@@ -36,10 +33,6 @@ from cardcore_legacy.services import CARD_KEY_LENGTH
 
 LEGACY_POOL = "legacy"
 CHUNK = 10_000
-
-cutover_app = typer.Typer(help="Cut-over of CCS customers to the core.", no_args_is_help=True)
-console = Console()
-err = Console(stderr=True)
 
 
 @dataclass(frozen=True)
@@ -152,33 +145,3 @@ def cutover_init(kernel: CardcoreSettings) -> CutoverResult:
         buckets_elsewhere=elsewhere,
         routes_version=version,
     )
-
-
-@cutover_app.command("init")
-def init() -> None:
-    """Day zero: register every CCS card in the PAN directory and route every CCS customer's
-    bucket to the gateway's `legacy` pool. Idempotent."""
-    get_settings.cache_clear()
-    kernel = get_settings()
-    started = time.monotonic()
-    try:
-        result = cutover_init(kernel)
-    except store.SourceError as exc:
-        err.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(1) from None
-    except Exception as exc:  # an operator command reports, it does not dump a traceback
-        err.print(f"[red]error:[/] cutover init failed: {type(exc).__name__}: {exc}"[:500])
-        raise typer.Exit(1) from None
-    console.print(
-        f"PAN directory: {result.cards_registered:,} card(s) registered, "
-        f"{result.cards_already:,} already there, {result.cards_skipped:,} skipped "
-        f"(no CCS account or not a PAN), {result.pan_conflicts:,} conflict(s)"
-    )
-    console.print(
-        f"bucket routes: {result.buckets_routed:,} of {result.buckets:,} CCS bucket(s) newly "
-        f"routed to `{LEGACY_POOL}`, {result.buckets_elsewhere:,} already on another pool; "
-        f"table version {result.routes_version}"
-    )
-    console.print(f"done in {time.monotonic() - started:.1f}s")
-    if result.pan_conflicts:
-        raise typer.Exit(1)

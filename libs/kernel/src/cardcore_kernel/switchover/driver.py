@@ -49,6 +49,21 @@ def _default_owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
 
+def _owner_dead(owner: str | None) -> bool:
+    """True when `owner` names a process on this host that no longer exists (a kill -9)."""
+    host, _, rest = (owner or "").partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, someone else's
+        return False
+    return False
+
+
 class Switcher:
     """Runs switches of one plan, recording each step in the control database."""
 
@@ -231,9 +246,12 @@ class Switcher:
         )
 
     def _take_over(self, switch_id: str) -> SwitchRecord:
-        """Become the owner of `switch_id` if it is ours or its owner's lease lapsed."""
+        """Become the owner of `switch_id` if it is ours, its owner's lease lapsed, or its owner
+        was a process on this host that is gone (no need to wait out the lease after a kill)."""
         now = self._clock()
         table = range_switches_table
+        previous = get_switch(self._control, switch_id).owner
+        dead = _owner_dead(previous)
         with self._control.begin() as conn:
             taken = conn.execute(
                 sa.update(table)
@@ -244,6 +262,7 @@ class Switcher:
                         table.c.heartbeat_at.is_(None),
                         table.c.heartbeat_at < now - self._lease,
                         table.c.state.in_(ENDED),
+                        sa.and_(sa.literal(dead), table.c.owner == previous),
                     ),
                 )
                 .values(owner=self.owner, heartbeat_at=now)

@@ -41,6 +41,7 @@ class Hold:
         self.held_total = 0
         self.longest_hold = 0.0
         self._in_flight: dict[int, int] = {}
+        self._waiting_since: dict[int, float] = {}  # id(exchange) -> when its hold began
 
     def applies(self, exchange: Exchange) -> bool:
         """A write for a legacy-origin id: the only kind a freeze holds or a drain waits for."""
@@ -60,6 +61,7 @@ class Hold:
         deadline = started + self.max_hold
         self.held += 1
         self.held_total += 1
+        self._waiting_since[id(exchange)] = started
         try:
             while self._router.is_frozen(bucket):
                 remaining = deadline - time.monotonic()
@@ -77,10 +79,17 @@ class Hold:
                     continue
         finally:
             self.held -= 1
+            del self._waiting_since[id(exchange)]
             waited = time.monotonic() - started
             exchange.held_seconds = waited
             self.longest_hold = max(self.longest_hold, waited)
         self._route.decide(exchange)  # the range may now belong to the other side
+
+    def oldest_wait(self) -> float:
+        """Seconds the longest-waiting request held right now has waited (0 if none)."""
+        if not self._waiting_since:
+            return 0.0
+        return time.monotonic() - min(self._waiting_since.values())
 
     # -- in-flight writes, per bucket --
     def begin(self, exchange: Exchange) -> int | None:

@@ -37,6 +37,7 @@ from cardcore_migration.schema import migration_cdc
 log = structlog.get_logger("cardcore.migration.cdc")
 PAUSE_HERE = -1
 IDLE_WRITE_SECONDS = 1.0  # how often an idle stream records its position (heartbeats)
+PAUSE_CHECK_SECONDS = 0.05  # a cutover waits on a pause inside its freeze: look often
 
 
 @dataclass
@@ -168,7 +169,7 @@ def follow(
     try:
         while not stop.is_set():
             now = time.monotonic()
-            if now - last_pause_check > 0.2:
+            if now - last_pause_check > PAUSE_CHECK_SECONDS:
                 last_pause_check = now
                 pause_at = _control_state(control, run.run_id).pause_at
             if now - last_touch > 1.0:  # alive: `verify --buckets` waits for a live stream
