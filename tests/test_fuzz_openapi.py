@@ -10,8 +10,9 @@ not — and every response must keep the API's promises:
 Findings are collected (one per operation and kind) and reported together, not just the first.
 
 One harness for every service: a `FuzzTarget` names how to build the app (accounts, ledger,
-legacy-ccs; the gateway admin API is still to be added). CI runs `FUZZ_EXAMPLES` examples with a fixed seed (fast);
-the long run is `make fuzz` (CARDCORE_FUZZ_EXAMPLES=5000, any seed via CARDCORE_FUZZ_SEED).
+legacy-ccs; the gateway admin API is still to be added). CI runs `FUZZ_EXAMPLES` examples with a
+fixed seed (fast); the long run is `make fuzz` (CARDCORE_FUZZ_EXAMPLES=5000, any seed via
+CARDCORE_FUZZ_SEED).
 """
 
 from __future__ import annotations
