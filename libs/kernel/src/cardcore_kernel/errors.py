@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import psycopg
 import sqlalchemy.exc as sa_exc
 import structlog
 from fastapi import FastAPI, Request
@@ -27,11 +28,15 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 log = structlog.get_logger("cardcore.errors")
 
 # A database that cannot be reached now (server down, connection lost, pool exhausted): a fault
-# of the moment, answered 503 `unavailable`, never a 500. One list for every service.
+# of the moment, answered 503 `unavailable`, never a 500. One list for every service; psycopg's
+# own errors are here for code that talks to it without SQLAlchemy (the ledger's async hot path;
+# psycopg_pool.PoolTimeout is a psycopg.OperationalError).
 DATABASE_UNAVAILABLE: tuple[type[Exception], ...] = (
     sa_exc.OperationalError,
     sa_exc.InterfaceError,
     sa_exc.TimeoutError,
+    psycopg.OperationalError,
+    psycopg.InterfaceError,
 )
 
 

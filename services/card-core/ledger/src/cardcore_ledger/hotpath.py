@@ -42,6 +42,11 @@ from cardcore_ledger.services import (
 
 POOL_MIN_SIZE = 1
 POOL_MAX_SIZE = 10  # per shard and process: a call holds its connection for one round trip only
+# How long a call waits for a connection. A call holds one for a single round trip, so a longer
+# wait means the shard's server is unreachable (the pool keeps reconnecting in the background):
+# answer 503 `unavailable` (PoolTimeout) soon enough that the gateway's retries on the other
+# replicas (up to 3 attempts) still fit well inside a client's timeout, instead of a 504.
+POOL_WAIT_SECONDS = 1.0
 PAN_CACHE_SIZE = 200_000
 SERVICE = "ledger"
 
@@ -81,6 +86,7 @@ class AuthorizationPath:
                         conninfo,
                         min_size=POOL_MIN_SIZE,
                         max_size=POOL_MAX_SIZE,
+                        timeout=POOL_WAIT_SECONDS,
                         kwargs={"autocommit": True, "prepare_threshold": 0},
                         name=f"ledger-shard-{shard}",
                         open=False,
